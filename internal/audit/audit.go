@@ -135,20 +135,27 @@ func NewService(s Store) *Service { return &Service{store: s} }
 const MaxPage = 500
 
 // List returns a page of the principal's organization's events, newest
-// first. The org is always the principal's: no query reaches another tenant.
-func (s *Service) List(ctx context.Context, p access.Principal, q Query) ([]Event, error) {
+// first, and the BeforeSeq of the next page (0 on the last). The org is
+// always the principal's: no query reaches another tenant.
+func (s *Service) List(ctx context.Context, p access.Principal, q Query) ([]Event, int64, error) {
 	if err := p.Require(access.AuditRead); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	q.OrgID = p.OrgID
 	if q.Limit <= 0 || q.Limit > MaxPage {
 		q.Limit = MaxPage
 	}
+	limit := q.Limit
+	q.Limit++
 	var out []Event
 	err := s.store.Read(ctx, func(tx Tx) error {
 		var err error
 		out, err = tx.ListAudit(ctx, q)
 		return err
 	})
-	return out, err
+	if err != nil || len(out) <= limit {
+		return out, 0, err
+	}
+	out = out[:limit]
+	return out, out[limit-1].Seq, nil
 }

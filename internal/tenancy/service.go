@@ -32,7 +32,13 @@ type Service struct {
 }
 
 // NewService returns a tenancy service.
-func NewService(s Store, c clock.Clock) *Service { return &Service{store: s, clock: c} }
+// A nil clock means the system clock.
+func NewService(s Store, c clock.Clock) *Service {
+	if c == nil {
+		c = clock.Real
+	}
+	return &Service{store: s, clock: c}
+}
 
 // Page is one page of a list: the items and the cursor of the next page
 // (empty on the last).

@@ -1,0 +1,214 @@
+// Package server assembles a running Steward: it opens the store and blob
+// folder, applies migrations, bootstraps an empty installation, and serves
+// the HTTP endpoints until its context ends, then shuts down gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/steward-iot/steward/agent/atomicfile"
+	"github.com/steward-iot/steward/internal/api"
+	"github.com/steward-iot/steward/internal/audit"
+	"github.com/steward-iot/steward/internal/blob"
+	"github.com/steward-iot/steward/internal/clock"
+	"github.com/steward-iot/steward/internal/idempotency"
+	"github.com/steward-iot/steward/internal/store"
+	"github.com/steward-iot/steward/internal/tenancy"
+)
+
+// Config is what `steward serve` is told.
+type Config struct {
+	Addr string // listen address
+	Data string // folder for the SQLite database, blobs and admin.token
+	// DB, when set, is a PostgreSQL DSN used instead of the SQLite file.
+	DB           string
+	BootstrapOrg string // slug of the first organization
+	Version      string
+	// ShutdownTimeout bounds the graceful drain on SIGTERM.
+	ShutdownTimeout time.Duration
+	Clock           clock.Clock
+}
+
+// DSN returns the database the config selects.
+func (c Config) DSN() string {
+	if c.DB != "" {
+		return c.DB
+	}
+	return filepath.Join(c.Data, "steward.db")
+}
+
+// TokenFile is where the bootstrap admin token is written.
+func (c Config) TokenFile() string { return filepath.Join(c.Data, "admin.token") }
+
+// Server is an assembled, not yet serving, Steward.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	db    *store.DB
+	blobs *blob.Dir
+	api   *api.Server
+}
+
+// OpenStore opens and migrates the configured database.
+func OpenStore(ctx context.Context, cfg Config, log *slog.Logger) (*store.DB, error) {
+	db, err := store.Open(ctx, cfg.DSN(), store.Options{Clock: cfg.Clock})
+	if err != nil {
+		return nil, err
+	}
+	n, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	log.Info("database ready", "dialect", db.Dialect(), "migrations_applied", n, "schema_version", store.SchemaVersion())
+	return db, nil
+}
+
+// New opens the store, migrates, bootstraps and builds the API.
+func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real
+	}
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data folder %s: %w", cfg.Data, err)
+	}
+	db, err := OpenStore(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, db: db}
+	if s.blobs, err = blob.NewDir(filepath.Join(cfg.Data, "blobs")); err != nil {
+		db.Close()
+		return nil, err
+	}
+	ten := tenancy.NewService(db.Tenancy(), cfg.Clock)
+	if err := s.bootstrap(ctx, ten); err != nil {
+		db.Close()
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for name, pool := range db.Pools() {
+		reg.MustRegister(collectors.NewDBStatsCollector(pool, name))
+	}
+	s.api, err = api.New(api.Deps{
+		Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
+		Ready: s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// bootstrap creates the first organization and admin token on an empty
+// store. The token goes to a 0600 file; only its path is logged.
+func (s *Server) bootstrap(ctx context.Context, ten *tenancy.Service) error {
+	org, secret, created, err := ten.Bootstrap(ctx, s.cfg.BootstrapOrg, s.cfg.BootstrapOrg)
+	if err != nil || !created {
+		return err
+	}
+	path := s.cfg.TokenFile()
+	if err := atomicfile.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return fmt.Errorf("bootstrap created org %q but could not write its admin token to %s (%w); run `steward admin-token --org %s` to issue another",
+			org.Slug, path, err, org.Slug)
+	}
+	s.log.Warn("bootstrapped a new installation: the admin API token is in the file below; keep it secret and create per-person tokens with `steward ctl tokens create`",
+		"org", org.Slug, "token_file", path)
+	return nil
+}
+
+func (s *Server) ready(ctx context.Context) error {
+	return errors.Join(s.db.Ping(ctx), s.blobs.Ping(ctx))
+}
+
+// Handler is the root HTTP handler.
+func (s *Server) Handler() http.Handler { return s.api.Handler() }
+
+// Close releases the store.
+func (s *Server) Close() error { return s.db.Close() }
+
+// Serve serves on ln until ctx ends, then drains in-flight requests.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	go s.housekeeping(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("serving", "addr", ln.Addr().String(), "version", s.cfg.Version)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	timeout := s.cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 20 * time.Second
+	}
+	s.log.Info("shutting down: draining in-flight requests", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+// housekeeping prunes expired idempotency keys.
+func (s *Server) housekeeping(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		idem := s.db.Idempotency()
+		err := idem.Write(ctx, func(tx idempotency.Tx) error {
+			n, err := tx.PruneIdempotencyKeys(ctx, s.cfg.Clock.Now().Add(-idempotency.TTL))
+			if n > 0 {
+				s.log.Debug("pruned idempotency keys", "count", n)
+			}
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("pruning idempotency keys failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Run assembles a server and serves on cfg.Addr until ctx ends.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	s, err := New(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another steward running? choose another with --addr)", cfg.Addr, err)
+	}
+	return s.Serve(ctx, ln)
+}
