@@ -338,4 +338,3 @@ func FuzzCreateToken(f *testing.F) {
 		}
 	})
 }
-

@@ -84,7 +84,9 @@ func testMigrate(t *testing.T, db *store.DB) {
 		t.Fatal(err)
 	}
 	// A database from a newer binary must be refused, not misread.
-	write(t, db, func(tx *store.Tx) error { return tx.ExecForTest(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)") })
+	write(t, db, func(tx *store.Tx) error {
+		return tx.ExecForTest(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
+	})
 	if _, err := db.Migrate(ctx); err == nil {
 		t.Fatal("Migrate accepted a schema newer than the binary")
 	}
