@@ -160,9 +160,8 @@ func (db *DB) Close() error {
 
 // Tx is one transaction. It implements every domain's Tx interface.
 type Tx struct {
-	tx    *sql.Tx
-	db    *DB
-	write bool
+	tx *sql.Tx
+	db *DB
 }
 
 var (
@@ -196,7 +195,7 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, write bool, fn func(*Tx) er
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	tx := &Tx{tx: stx, db: db, write: write}
+	tx := &Tx{tx: stx, db: db}
 	defer func() {
 		if p := recover(); p != nil {
 			_ = stx.Rollback()
