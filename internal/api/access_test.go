@@ -11,6 +11,7 @@ import (
 
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/store"
+	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
 )
 
@@ -87,7 +88,7 @@ func bodyFor(opID string, n int) any {
 // foreign ones with 404, neither changes anything, and no response leaks
 // the other tenant's identifiers.
 func TestAccessMatrix(t *testing.T) {
-	for _, d := range []store.Dialect{store.SQLite} {
+	for _, d := range storetest.Dialects(t) {
 		t.Run(string(d), func(t *testing.T) { testAccessMatrix(t, d) })
 	}
 }

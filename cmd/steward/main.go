@@ -1,0 +1,242 @@
+// Command steward is the Steward server: `steward serve` runs every HTTP
+// endpoint and the scheduler; `migrate`, `audit verify` and `admin-token`
+// act on the database directly; `ctl` is the admin CLI over the API.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/steward-iot/steward/internal/audit"
+	"github.com/steward-iot/steward/internal/config"
+	"github.com/steward-iot/steward/internal/ctl"
+	"github.com/steward-iot/steward/internal/server"
+	"github.com/steward-iot/steward/internal/store"
+	"github.com/steward-iot/steward/internal/tenancy"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "steward",
+		Short:         "Keep IoT fleets patched and safe for their whole life",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       version,
+	}
+	root.PersistentFlags().String("config", "", "YAML config file whose keys are flag names (env STEWARD_CONFIG)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		return config.Bind(cmd, os.Getenv)
+	}
+	// ctl reads only its own variables (STEWARD_SERVER, STEWARD_TOKEN,
+	// STEWARD_TOKEN_FILE): binding every flag to env would let a stray
+	// STEWARD_ROLE or STEWARD_NAME silently change what a command does.
+	ctlCmd := ctl.Command()
+	ctlCmd.PersistentPreRunE = func(*cobra.Command, []string) error { return nil }
+	root.AddCommand(serveCmd(), migrateCmd(), auditCmd(), adminTokenCmd(), ctlCmd)
+	return root
+}
+
+// storeFlags are the flags every command that opens the database takes.
+type storeFlags struct {
+	data string
+	db   string
+}
+
+func (f *storeFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.data, "data", "./steward-data", "folder for the embedded SQLite database, blobs and admin.token (env STEWARD_DATA)")
+	cmd.Flags().StringVar(&f.db, "db", "", "PostgreSQL DSN postgres://… instead of SQLite; prefer env STEWARD_DB, since flags show in ps")
+}
+
+func (f *storeFlags) config() server.Config {
+	return server.Config{Data: f.data, DB: f.db, Version: version}
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+func serveCmd() *cobra.Command {
+	var (
+		sf                  storeFlags
+		addr, org           string
+		logFormat, logLevel string
+		shutdown            time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Steward server (admin API, device API, scheduler)",
+		Long: "Run the Steward server. With no flags it uses the embedded default: a SQLite database and a blob folder in ./steward-data.\n" +
+			"On an empty store it creates the first organization and writes an admin API token to <data>/admin.token.\n" +
+			"Every flag can also be set by env STEWARD_<FLAG> (e.g. STEWARD_ADDR) or a --config YAML file.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			cfg := sf.config()
+			cfg.Addr, cfg.BootstrapOrg, cfg.ShutdownTimeout = addr, org, shutdown
+			return server.Run(cmd.Context(), cfg, log)
+		},
+	}
+	sf.add(cmd)
+	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "listen address")
+	cmd.Flags().StringVar(&org, "bootstrap-org", "steward", "slug of the organization created on an empty store")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	return cmd
+}
+
+func migrateCmd() *cobra.Command {
+	var sf storeFlags
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply the embedded database migrations (serve also does this at start)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, _ := newLogger("text", "info")
+			cfg := sf.config()
+			if cfg.DB == "" {
+				if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+					return err
+				}
+			}
+			db, err := server.OpenStore(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "database schema is at version %d\n", store.SchemaVersion())
+			return nil
+		},
+	}
+	sf.add(cmd)
+	return cmd
+}
+
+// openExisting opens a database that must already exist, without migrating
+// it: verification must not change what it verifies.
+func openExisting(ctx context.Context, sf storeFlags) (*store.DB, error) {
+	cfg := sf.config()
+	if cfg.DB == "" {
+		if _, err := os.Stat(cfg.DSN()); err != nil {
+			return nil, fmt.Errorf("no Steward database at %s: pass --data DIR or --db postgres://…", cfg.DSN())
+		}
+	}
+	return store.Open(ctx, cfg.DSN(), store.Options{})
+}
+
+func auditCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "audit", Short: "Work with the audit log directly in the database"}
+	var sf storeFlags
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Recompute every audit hash chain and name the first broken link",
+		Long: "Recompute every organization's audit hash chain from the database and report the first broken link of each.\n" +
+			"Exit status 0: intact; 1: broken or unreadable. Record the printed head hashes elsewhere: a later verify\n" +
+			"that shows different heads for the same sequence numbers means the log was rewritten wholesale.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := openExisting(cmd.Context(), sf)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			res, err := audit.Verify(cmd.Context(), db.Audit())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			var heads []audit.Head
+			if err := db.Audit().Read(cmd.Context(), func(tx audit.Tx) error {
+				heads, err = tx.AuditHeads(cmd.Context())
+				return err
+			}); err != nil {
+				return err
+			}
+			for _, h := range heads {
+				org := h.OrgID
+				if org == "" {
+					org = "(instance)"
+				}
+				fmt.Fprintf(out, "chain %s: %d events, head %s\n", org, h.Seq, h.Hash)
+			}
+			if len(res.Breaks) > 0 {
+				for _, b := range res.Breaks {
+					fmt.Fprintf(out, "BROKEN: %s\n", b)
+				}
+				return errors.New("the audit log was tampered with or damaged: see BROKEN lines")
+			}
+			fmt.Fprintf(out, "ok: %d chains, %d events, every link verified\n", res.Chains, res.Events)
+			return nil
+		},
+	}
+	sf.add(verify)
+	cmd.AddCommand(verify)
+	return cmd
+}
+
+func adminTokenCmd() *cobra.Command {
+	var (
+		sf        storeFlags
+		org, name string
+	)
+	cmd := &cobra.Command{
+		Use:   "admin-token",
+		Short: "Issue a new admin API token directly in the database (break-glass; audited)",
+		Long: "Issue a new admin token for an organization by writing to the database directly, for when no admin token is left.\n" +
+			"Whoever can run this already holds the database; the audit log records it as a system action. The secret is printed once.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			db, err := openExisting(cmd.Context(), sf)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			tok, err := tenancy.NewService(db.Tenancy(), nil).IssueAdminToken(cmd.Context(), org, name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok.Secret)
+			fmt.Fprintf(cmd.ErrOrStderr(), "issued admin token %s for org %s, expires %s\n", tok.ID, org, tok.ExpiresAt.Format(time.RFC3339))
+			return nil
+		},
+	}
+	sf.add(cmd)
+	cmd.Flags().StringVar(&org, "org", "steward", "organization slug")
+	cmd.Flags().StringVar(&name, "name", "break-glass admin", "token name")
+	return cmd
+}
