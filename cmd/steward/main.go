@@ -19,6 +19,7 @@ import (
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/config"
 	"github.com/steward-iot/steward/internal/ctl"
+	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/server"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/tenancy"
@@ -93,6 +94,7 @@ func serveCmd() *cobra.Command {
 		addr, org           string
 		logFormat, logLevel string
 		shutdown            time.Duration
+		checkin             inventory.CheckinConfig
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -107,7 +109,7 @@ func serveCmd() *cobra.Command {
 				return err
 			}
 			cfg := sf.config()
-			cfg.Addr, cfg.BootstrapOrg, cfg.ShutdownTimeout = addr, org, shutdown
+			cfg.Addr, cfg.BootstrapOrg, cfg.ShutdownTimeout, cfg.Checkin = addr, org, shutdown, checkin
 			return server.Run(cmd.Context(), cfg, log)
 		},
 	}
@@ -117,6 +119,8 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	cmd.Flags().DurationVar(&checkin.Interval, "checkin-interval", 5*time.Minute, "base interval between a device's check-ins")
+	cmd.Flags().Float64Var(&checkin.MaxRate, "checkin-max-rate", 500, "fleet-wide check-ins per second the server aims to stay under; intervals stretch to fit")
 	return cmd
 }
 

@@ -35,16 +35,23 @@ const (
 	TokenRead  Permission = "token.read"
 	TokenWrite Permission = "token.write"
 	AuditRead  Permission = "audit.read"
+
+	ProductRead  Permission = "product.read"
+	ProductWrite Permission = "product.write"
+	DeviceRead   Permission = "device.read"
+	DeviceWrite  Permission = "device.write" // accept, reject, revoke, tags, groups
+	EnrollWrite  Permission = "enroll.write" // enrollment tokens, pre-authorizations
 )
 
 // grants is the role → permission table. Auditors read everything and
 // change nothing; only admins manage people and credentials.
 var grants = map[Role][]Permission{
-	RoleAdmin:           {OrgRead, OrgCreate, UserRead, UserWrite, TokenRead, TokenWrite, AuditRead},
-	RoleReleaseManager:  {OrgRead},
-	RoleSecurityOfficer: {OrgRead, AuditRead},
-	RoleOperator:        {OrgRead},
-	RoleAuditor:         {OrgRead, UserRead, TokenRead, AuditRead},
+	RoleAdmin: {OrgRead, OrgCreate, UserRead, UserWrite, TokenRead, TokenWrite, AuditRead,
+		ProductRead, ProductWrite, DeviceRead, DeviceWrite, EnrollWrite},
+	RoleReleaseManager:  {OrgRead, ProductRead, ProductWrite, DeviceRead},
+	RoleSecurityOfficer: {OrgRead, AuditRead, ProductRead, DeviceRead},
+	RoleOperator:        {OrgRead, ProductRead, DeviceRead, DeviceWrite, EnrollWrite},
+	RoleAuditor:         {OrgRead, UserRead, TokenRead, AuditRead, ProductRead, DeviceRead},
 }
 
 // Valid reports whether r is a known role.

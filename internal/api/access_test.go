@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/steward-iot/steward/internal/access"
+	"github.com/steward-iot/steward/internal/identity"
+	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
@@ -39,12 +41,31 @@ var allowed = map[string][]access.Role{
 	"getToken":    {admin, auditor},
 	"revokeToken": {admin},
 	"listAudit":   {admin, security, auditor},
+
+	"listProducts":          {admin, release, security, operator, auditor},
+	"createProduct":         {admin, release},
+	"getProduct":            {admin, release, security, operator, auditor},
+	"productVersions":       {admin, release, security, operator, auditor},
+	"listEnrollmentTokens":  {admin, release, security, operator, auditor},
+	"createEnrollmentToken": {admin, operator},
+	"revokeEnrollmentToken": {admin, operator},
+	"preauthorize":          {admin, operator},
+	"listDevices":           {admin, release, security, operator, auditor},
+	"exportDevices":         {admin, release, security, operator, auditor},
+	"getDevice":             {admin, release, security, operator, auditor},
+	"setDeviceTags":         {admin, operator},
+	"acceptDevices":         {admin, operator},
+	"rejectDevices":         {admin, operator},
+	"revokeDevices":         {admin, operator},
+	"listGroups":            {admin, release, security, operator, auditor},
+	"createGroup":           {admin, operator},
+	"addGroupMembers":       {admin, operator},
 }
 
 // victims are fresh objects per case, so state-changing calls have a
 // target whose survival can be checked.
 type victims struct {
-	userID, tokenID string
+	userID, tokenID, productID, deviceID, groupID, enrollTokenID string
 }
 
 func (e *env) newVictims(slug string, n int) victims {
@@ -59,20 +80,52 @@ func (e *env) newVictims(slug string, n int) victims {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return victims{userID: u.ID, tokenID: tok.ID}
+	prod, err := e.inv.CreateProduct(context.Background(), p, inventory.CreateProductRequest{Slug: fmt.Sprintf("v%d", n),
+		Name: "Victim", HardwareID: fmt.Sprintf("v-hw-%d", n), Capability: inventory.CapabilityNone, LinkClass: "lora"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	g, err := e.inv.CreateGroup(context.Background(), p, inventory.CreateGroupRequest{Name: fmt.Sprintf("victims-%d", n)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	et, err := e.ident.CreateEnrollmentToken(context.Background(), p, identity.CreateEnrollmentTokenRequest{Name: "victim"})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return victims{userID: u.ID, tokenID: tok.ID, productID: prod.ID, groupID: g.ID, enrollTokenID: et.ID,
+		deviceID: e.enrollDevice(slug, fmt.Sprintf("victim-%d", n))}
 }
 
 // pathFor fills a route pattern for org slug and victims v.
 func pathFor(pattern, slug string, v victims) string {
 	p := strings.ReplaceAll(pattern, "{org}", slug)
-	if strings.Contains(p, "/users/") {
-		return strings.ReplaceAll(p, "{id}", v.userID)
+	for _, kind := range []struct{ segment, id string }{
+		{"/users/", v.userID}, {"/enrollment-tokens/", v.enrollTokenID}, {"/tokens/", v.tokenID},
+		{"/products/", v.productID}, {"/devices/", v.deviceID}, {"/groups/", v.groupID},
+	} {
+		if strings.Contains(p, kind.segment) {
+			return strings.ReplaceAll(p, "{id}", kind.id)
+		}
 	}
-	return strings.ReplaceAll(p, "{id}", v.tokenID)
+	return p
 }
 
-func bodyFor(opID string, n int) any {
+func bodyFor(opID string, n int, v victims) any {
 	switch opID {
+	case "createProduct":
+		return inventory.CreateProductRequest{Slug: fmt.Sprintf("new-%d", n), Name: "New", HardwareID: fmt.Sprintf("new-hw-%d", n),
+			Capability: inventory.CapabilityAB, LinkClass: "wifi"}
+	case "createEnrollmentToken":
+		return identity.CreateEnrollmentTokenRequest{Name: "new"}
+	case "preauthorize":
+		return identity.PreauthorizeRequest{Serials: []string{fmt.Sprintf("pre-%d", n)}}
+	case "setDeviceTags":
+		return map[string]any{"tags": map[string]string{"k": "v"}}
+	case "acceptDevices", "rejectDevices", "revokeDevices", "addGroupMembers":
+		return map[string]any{"device_ids": []string{v.deviceID}}
+	case "createGroup":
+		return inventory.CreateGroupRequest{Name: fmt.Sprintf("new-%d", n)}
 	case "createOrg":
 		return tenancy.CreateOrgRequest{Slug: fmt.Sprintf("new-%d", n), Name: "New"}
 	case "createUser":
@@ -118,11 +171,11 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 					mine, theirs := e.newVictims(own, n), e.newVictims(other, n)
 					tok := e.tokens[own][role]
 					may := slices.Contains(allowed[op.ID], role) || (op.ID == "createOrg" && instanceAdmin)
-					foreignIDs := []string{e.orgs[other].ID, theirs.userID, theirs.tokenID}
+					foreignIDs := []string{e.orgs[other].ID, theirs.userID, theirs.tokenID, theirs.productID, theirs.deviceID, theirs.groupID, theirs.enrollTokenID}
 
 					// 1. Own organization, own objects.
 					before := e.auditCounts()
-					res := e.do(op.Method, pathFor(op.Path, own, mine), tok, bodyFor(op.ID, n))
+					res := e.do(op.Method, pathFor(op.Path, own, mine), tok, bodyFor(op.ID, n, mine))
 					if may {
 						if res.status/100 != 2 {
 							t.Fatalf("%s as %s in own org: status %d, want 2xx: %s", op.ID, role, res.status, res.body)
@@ -150,7 +203,7 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 					}
 					// 2. The other organization in the path.
 					before = e.auditCounts()
-					res = e.do(op.Method, pathFor(op.Path, other, theirs), tok, bodyFor(op.ID, n+10000))
+					res = e.do(op.Method, pathFor(op.Path, other, theirs), tok, bodyFor(op.ID, n+10000, theirs))
 					if op.ID == "getOrg" && instanceAdmin {
 						if res.status != http.StatusOK {
 							t.Fatalf("instance admin getOrg(%s): %d", other, res.status)
@@ -170,10 +223,17 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 						t.Fatalf("%s on a foreign org changed the audit log: %v → %v", op.ID, before, after)
 					}
 
-					// 3. Own org in the path, another tenant's object id.
-					if strings.Contains(op.Path, "{id}") {
+					// 3. Own org in the path, another tenant's object id (in
+					// the path, or in the body of bulk device actions).
+					if strings.Contains(op.Path, "{id}") || strings.HasSuffix(op.ID, "Devices") && op.Method == "POST" {
 						before = e.auditCounts()
-						res = e.do(op.Method, pathFor(op.Path, own, theirs), tok, nil)
+						res = e.do(op.Method, pathFor(op.Path, own, theirs), tok, bodyFor(op.ID, n+20000, theirs))
+						if !strings.Contains(op.Path, "{id}") && res.status == http.StatusOK {
+							res.status = http.StatusNotFound // bulk: a 200 whose per-device result refuses it
+							if !strings.Contains(string(res.body), "not found") {
+								t.Fatalf("%s with %s's device: %s", op.ID, other, res.body)
+							}
+						}
 						want := http.StatusNotFound
 						if !may {
 							want = http.StatusForbidden
@@ -192,6 +252,9 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 					}
 					if tk, err := e.ten.GetToken(context.Background(), theirAdmin, theirs.tokenID); err != nil || tk.RevokedAt != nil {
 						t.Fatalf("foreign token changed: %+v %v", tk, err)
+					}
+					if d, err := e.inv.GetDevice(context.Background(), theirAdmin, theirs.deviceID); err != nil || d.Status != "pending" || len(d.Tags) != 0 {
+						t.Fatalf("foreign device changed: %+v %v", d, err)
 					}
 				})
 			}

@@ -18,6 +18,8 @@ import (
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/idempotency"
+	"github.com/steward-iot/steward/internal/identity"
+	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/openapi"
 	"github.com/steward-iot/steward/internal/tenancy"
 )
@@ -27,6 +29,12 @@ type Deps struct {
 	Tenancy     *tenancy.Service
 	Audit       *audit.Service
 	Idempotency idempotency.Store
+	// Inventory and Identity serve products, devices and enrollment; nil
+	// leaves those routes out.
+	Inventory *inventory.Service
+	Identity  *identity.Service
+	// Device serves the device API under /device/v1/ (its own auth).
+	Device http.Handler
 	// Ready reports whether backing stores answer (for /readyz).
 	Ready    func(context.Context) error
 	Log      *slog.Logger
@@ -39,22 +47,24 @@ type Deps struct {
 
 // Server is the admin API.
 type Server struct {
-	tenancy *tenancy.Service
-	audit   *audit.Service
-	idem    idempotency.Store
-	ready   func(context.Context) error
-	log     *slog.Logger
-	clock   clock.Clock
-	version string
-	maxBody int64
-	metrics *metrics
-	mux     *http.ServeMux
-	openapi []byte
+	tenancy   *tenancy.Service
+	audit     *audit.Service
+	idem      idempotency.Store
+	inventory *inventory.Service
+	identity  *identity.Service
+	ready     func(context.Context) error
+	log       *slog.Logger
+	clock     clock.Clock
+	version   string
+	maxBody   int64
+	metrics   *metrics
+	mux       *http.ServeMux
+	openapi   []byte
 }
 
 // New builds the API and its route table.
 func New(d Deps) (*Server, error) {
-	s := &Server{tenancy: d.Tenancy, audit: d.Audit, idem: d.Idempotency, ready: d.Ready, log: d.Log,
+	s := &Server{tenancy: d.Tenancy, audit: d.Audit, idem: d.Idempotency, inventory: d.Inventory, identity: d.Identity, ready: d.Ready, log: d.Log,
 		clock: d.Clock, version: d.Version, maxBody: d.MaxBody}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
@@ -81,6 +91,9 @@ func New(d Deps) (*Server, error) {
 		s.mux.Handle(rt.op.Method+" "+rt.op.Path, s.wrap(rt))
 	}
 	s.mux.Handle("GET /metrics", promMetricsHandler(reg))
+	if d.Device != nil {
+		s.mux.Handle("/device/v1/", d.Device)
+	}
 	return s, nil
 }
 
@@ -251,5 +264,12 @@ func (s *Server) respond(w http.ResponseWriter, c *call, rt route, status int) {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
+	if st, ok := v.(stream); ok {
+		st(w)
+		return
+	}
 	writeJSON(w, "application/json", status, v)
 }
+
+// stream is a handler result that writes its own body (exports).
+type stream func(w http.ResponseWriter)

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,10 +12,15 @@ import (
 	"testing"
 	"time"
 
+	agentid "github.com/steward-iot/steward/agent/identity"
+	"github.com/steward-iot/steward/agent/proto"
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/api"
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/clock"
+	"github.com/steward-iot/steward/internal/deviceapi"
+	"github.com/steward-iot/steward/internal/identity"
+	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
@@ -26,6 +32,8 @@ type env struct {
 	t      testing.TB
 	db     *store.DB
 	ten    *tenancy.Service
+	ident  *identity.Service
+	inv    *inventory.Service
 	srv    *api.Server
 	ts     *httptest.Server
 	clock  *clock.Fake
@@ -39,12 +47,19 @@ func newEnv(t testing.TB, d store.Dialect) *env {
 	c := clock.NewFake(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC))
 	db := storetest.New(t, d, c)
 	ten := tenancy.NewService(db.Tenancy(), c)
+	ident, err := identity.NewService(context.Background(), db.Identity(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := inventory.NewService(db.Inventory(), c)
+	checkins := inventory.NewCheckins(db.Inventory(), c, inventory.CheckinConfig{}, nil)
 	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
+		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, c, nil),
 		Ready: db.Ping, Clock: c, Version: "test", MaxBody: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, ten: ten, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
+	e := &env{t: t, db: db, ten: ten, ident: ident, inv: inv, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
 		orgs: map[string]tenancy.Org{}, tokens: map[string]map[access.Role]string{}}
 	t.Cleanup(e.ts.Close)
 	ops, secret, created, err := ten.Bootstrap(ctx, "ops", "Operator")
@@ -67,6 +82,10 @@ func newEnv(t testing.TB, d store.Dialect) *env {
 				t.Fatal(err)
 			}
 			e.tokens[slug][r] = tok.Secret
+		}
+		if _, err := inv.CreateProduct(ctx, admin, inventory.CreateProductRequest{Slug: "gw", Name: "Gateway", HardwareID: "gw-hw",
+			Capability: inventory.CapabilityAB, LinkClass: "wifi"}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return e
@@ -157,4 +176,21 @@ func (e *env) auditCounts() map[string]int64 {
 		e.t.Fatal(err)
 	}
 	return out
+}
+
+// enrollDevice enrolls a fresh device key into org as pending.
+func (e *env) enrollDevice(org, serial string) string {
+	e.t.Helper()
+	key, _, err := agentid.LoadOrCreate(e.t.TempDir(), agentid.Ed25519)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	body, _ := json.Marshal(proto.EnrollRequest{ProtocolVersion: 1, Org: org, HardwareID: "gw-hw", Serial: serial,
+		Algorithm: string(key.Algorithm()), PublicKeyPEM: string(key.PublicKeyPEM()), Timestamp: e.clock.Now()})
+	sig, _ := key.Sign(body)
+	res, err := e.ident.Enroll(context.Background(), body, base64.StdEncoding.EncodeToString(sig))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return res.DeviceID
 }

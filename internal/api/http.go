@@ -25,6 +25,7 @@ type Problem struct {
 	Detail   string               `json:"detail,omitempty" doc:"what was wrong and what to do about it"`
 	Instance string               `json:"instance,omitempty" doc:"the request id, for reports and logs"`
 	Errors   []problem.FieldError `json:"errors,omitempty"`
+	Code     string               `json:"code,omitempty" doc:"machine-readable reason, where clients act on it"`
 }
 
 // statusOf maps a domain error kind to its HTTP status.
@@ -68,7 +69,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &se):
 		p.Status, p.Detail = se.status, se.detail
 	case errors.As(err, &pe) && pe.Kind != problem.KindInternal:
-		p.Status, p.Detail, p.Errors = statusOf(pe.Kind), pe.Detail, pe.Fields
+		p.Status, p.Detail, p.Errors, p.Code = statusOf(pe.Kind), pe.Detail, pe.Fields, pe.Code
 	default:
 		p.Status = http.StatusInternalServerError
 		p.Detail = "internal error; quote request id " + reqID + " when reporting it"

@@ -27,6 +27,10 @@ var (
 // routes is the one list of every endpoint. The OpenAPI document, the
 // ServeMux and the access tests all read it.
 func (s *Server) routes() []route {
+	return append(s.adminRoutes(), s.deviceRoutes()...)
+}
+
+func (s *Server) adminRoutes() []route {
 	return []route{
 		{op: openapi.Operation{Method: "GET", Path: "/healthz", ID: "health", Summary: "Liveness: the process serves HTTP.",
 			Tags: []string{"operations"}, Response: Health{}, Public: true}, public: s.health},

@@ -33,6 +33,9 @@ type Error struct {
 	Kind   Kind
 	Detail string
 	Fields []FieldError
+	// Code is a stable machine-readable reason for clients that act on
+	// it (the device agent); empty for most errors.
+	Code string
 	// Cause is kept for logs and errors.Is; it is never shown to clients.
 	Cause error
 }
@@ -48,6 +51,12 @@ func (e *Error) Unwrap() error { return e.Cause }
 
 func newf(k Kind, format string, args ...any) *Error {
 	return &Error{Kind: k, Detail: fmt.Sprintf(format, args...)}
+}
+
+// WithCode sets a machine-readable reason code.
+func (e *Error) WithCode(code string) *Error {
+	e.Code = code
+	return e
 }
 
 // Invalid reports bad input; fields may name the offending inputs.

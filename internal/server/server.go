@@ -22,7 +22,10 @@ import (
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/blob"
 	"github.com/steward-iot/steward/internal/clock"
+	"github.com/steward-iot/steward/internal/deviceapi"
 	"github.com/steward-iot/steward/internal/idempotency"
+	"github.com/steward-iot/steward/internal/identity"
+	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/tenancy"
 )
@@ -38,6 +41,8 @@ type Config struct {
 	// ShutdownTimeout bounds the graceful drain on SIGTERM.
 	ShutdownTimeout time.Duration
 	Clock           clock.Clock
+	// Checkin paces device check-ins.
+	Checkin inventory.CheckinConfig
 }
 
 // DSN returns the database the config selects.
@@ -53,11 +58,12 @@ func (c Config) TokenFile() string { return filepath.Join(c.Data, "admin.token")
 
 // Server is an assembled, not yet serving, Steward.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	db    *store.DB
-	blobs *blob.Dir
-	api   *api.Server
+	cfg      Config
+	log      *slog.Logger
+	db       *store.DB
+	blobs    *blob.Dir
+	api      *api.Server
+	checkins *inventory.Checkins
 }
 
 // OpenStore opens and migrates the configured database.
@@ -102,9 +108,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	for name, pool := range db.Pools() {
 		reg.MustRegister(collectors.NewDBStatsCollector(pool, name))
 	}
+	ident, err := identity.NewService(ctx, db.Identity(), cfg.Clock)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.checkins = inventory.NewCheckins(db.Inventory(), cfg.Clock, cfg.Checkin, log)
 	s.api, err = api.New(api.Deps{
 		Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
-		Ready: s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
+		Inventory: inventory.NewService(db.Inventory(), cfg.Clock), Identity: ident,
+		Device: deviceapi.New(ident, s.checkins, cfg.Clock, log),
+		Ready:  s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
 	})
 	if err != nil {
 		db.Close()
@@ -150,6 +164,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
 	go s.housekeeping(ctx)
+	checkinsDone := make(chan struct{})
+	go func() { s.checkins.Run(ctx); close(checkinsDone) }()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "version", s.cfg.Version)
@@ -171,6 +187,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	<-checkinsDone // the last batch of last-seen updates is written
 	s.log.Info("stopped")
 	return nil
 }

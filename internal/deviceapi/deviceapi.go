@@ -1,0 +1,194 @@
+// Package deviceapi serves the device API (/device/v1): enrollment, signed
+// authentication and check-in. It has its own router and its own auth
+// (device keys and device tokens), separate from the admin API's, so no
+// admin credential works here and no device credential works there.
+package deviceapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/steward-iot/steward/agent/proto"
+	"github.com/steward-iot/steward/internal/clock"
+	"github.com/steward-iot/steward/internal/identity"
+	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/problem"
+)
+
+// Server is the device API.
+type Server struct {
+	identity *identity.Service
+	checkins *inventory.Checkins
+	clock    clock.Clock
+	log      *slog.Logger
+	mux      *http.ServeMux
+}
+
+// Routes lists the device API's endpoints, for the access tests.
+var Routes = []string{"POST /device/v1/enroll", "POST /device/v1/auth", "POST /device/v1/checkin"}
+
+// New builds the device API.
+func New(id *identity.Service, checkins *inventory.Checkins, c clock.Clock, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if c == nil {
+		c = clock.Real
+	}
+	s := &Server{identity: id, checkins: checkins, clock: c, log: log, mux: http.NewServeMux()}
+	s.mux.HandleFunc(Routes[0], s.enroll)
+	s.mux.HandleFunc(Routes[1], s.auth)
+	s.mux.HandleFunc(Routes[2], s.checkin)
+	s.mux.HandleFunc("/device/v1/", func(w http.ResponseWriter, r *http.Request) {
+		s.fail(w, r, &statusErr{http.StatusNotFound, "no such device endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return s
+}
+
+// ServeHTTP serves /device/v1/.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+type statusErr struct {
+	status int
+	detail string
+}
+
+func (e *statusErr) Error() string { return e.detail }
+
+var statusOf = map[problem.Kind]int{
+	problem.KindInvalid: 400, problem.KindNotFound: 404, problem.KindConflict: 409,
+	problem.KindUnauthenticated: 401, problem.KindForbidden: 403, problem.KindTooLarge: 413, problem.KindRateLimited: 429,
+}
+
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	p := proto.Problem{Type: "about:blank"}
+	var se *statusErr
+	var pe *problem.Error
+	switch {
+	case errors.As(err, &se):
+		p.Status, p.Detail = se.status, se.detail
+	case errors.As(err, &pe) && statusOf[pe.Kind] != 0:
+		p.Status, p.Detail, p.Code = statusOf[pe.Kind], pe.Detail, pe.Code
+		if pe.Code == proto.CodeClockSkew {
+			p.ServerTime = s.clock.Now()
+		}
+	default:
+		p.Status, p.Detail = 500, "internal error; quote request id "+w.Header().Get("X-Request-Id")
+		s.log.ErrorContext(r.Context(), "device request failed", "request_id", w.Header().Get("X-Request-Id"), "path", r.URL.Path, "err", err)
+	}
+	p.Title = http.StatusText(p.Status)
+	if p.Status == 401 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="steward-device"`)
+	}
+	write(w, "application/problem+json", p.Status, p)
+}
+
+func write(w http.ResponseWriter, ct string, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// body reads a bounded JSON body.
+func body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return nil, &statusErr{http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not supported; send application/json", ct)}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, proto.MaxBody))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, problem.TooLarge("the request body is over the %d-byte limit", proto.MaxBody)
+	}
+	if err != nil {
+		return nil, problem.Invalid("could not read the request body: %v", err)
+	}
+	if len(b) == 0 {
+		return nil, problem.Invalid("the request body is empty; send a JSON object")
+	}
+	return b, nil
+}
+
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	b, err := body(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp, err := s.identity.Enroll(r.Context(), b, r.Header.Get(proto.SignatureHeader))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	status := http.StatusOK
+	if resp.Status == proto.StatusPending {
+		status = http.StatusAccepted
+	}
+	write(w, "application/json", status, resp)
+}
+
+func (s *Server) auth(w http.ResponseWriter, r *http.Request) {
+	b, err := body(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp, err := s.identity.Authenticate(r.Context(), b, r.Header.Get(proto.SignatureHeader))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	write(w, "application/json", http.StatusOK, resp)
+}
+
+func (s *Server) checkin(w http.ResponseWriter, r *http.Request) {
+	d, err := s.device(r.Context(), r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	b, err := body(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var req proto.CheckinRequest
+	if err := strictJSON(b, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	resp, err := s.checkins.Checkin(r.Context(), d, req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	write(w, "application/json", http.StatusOK, resp)
+}
+
+func (s *Server) device(ctx context.Context, r *http.Request) (inventory.Device, error) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return inventory.Device{}, problem.Unauthenticated("send Authorization: Bearer <device token> from POST /device/v1/auth").WithCode(proto.CodeTokenInvalid)
+	}
+	return s.identity.DeviceFromToken(ctx, strings.TrimSpace(tok))
+}
+
+func strictJSON(b []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return problem.Invalid("malformed request body: %s", strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return problem.Invalid("the request body has data after the JSON object")
+	}
+	return nil
+}
