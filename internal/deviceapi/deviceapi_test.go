@@ -29,7 +29,7 @@ import (
 )
 
 type fleet struct {
-	t        *testing.T
+	t        testing.TB
 	db       *store.DB
 	clock    *clock.Fake
 	ts       *httptest.Server
@@ -41,7 +41,10 @@ type fleet struct {
 	p        access.Principal
 }
 
-func newFleet(t *testing.T, d store.Dialect) *fleet {
+func newFleet(t *testing.T, d store.Dialect) *fleet { return newFleetTB(t, d) }
+
+// newFleetTB builds a fleet for a test or a benchmark.
+func newFleetTB(t testing.TB, d store.Dialect) *fleet {
 	t.Helper()
 	ctx := context.Background()
 	c := clock.NewFake(time.Now())
