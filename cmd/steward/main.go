@@ -95,6 +95,8 @@ func serveCmd() *cobra.Command {
 		logFormat, logLevel string
 		shutdown            time.Duration
 		checkin             inventory.CheckinConfig
+		demo                bool
+		demoDevices         int
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -110,6 +112,14 @@ func serveCmd() *cobra.Command {
 			}
 			cfg := sf.config()
 			cfg.Addr, cfg.BootstrapOrg, cfg.ShutdownTimeout, cfg.Checkin = addr, org, shutdown, checkin
+			if demo {
+				cfg.Demo = demoDevices
+				// A demo should look alive: devices report every 30 s
+				// unless told otherwise.
+				if !cmd.Flags().Changed("checkin-interval") {
+					cfg.Checkin.Interval = 30 * time.Second
+				}
+			}
 			return server.Run(cmd.Context(), cfg, log)
 		},
 	}
@@ -119,6 +129,8 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.Flags().DurationVar(&shutdown, "shutdown-timeout", 20*time.Second, "how long SIGTERM waits for in-flight requests")
+	cmd.Flags().BoolVar(&demo, "demo", false, "seed demo products and run a simulated fleet against this server")
+	cmd.Flags().IntVar(&demoDevices, "demo-devices", 200, "size of the --demo fleet")
 	cmd.Flags().DurationVar(&checkin.Interval, "checkin-interval", 5*time.Minute, "base interval between a device's check-ins")
 	cmd.Flags().Float64Var(&checkin.MaxRate, "checkin-max-rate", 500, "fleet-wide check-ins per second the server aims to stay under; intervals stretch to fit")
 	return cmd

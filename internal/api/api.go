@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"time"
 
@@ -146,7 +147,13 @@ func (s *Server) Handler() http.Handler {
 				route = "unmatched"
 			}
 			s.metrics.observe(route, r.Method, rec.status, time.Since(start))
-			s.log.InfoContext(r.Context(), "request", append(logAttrs(r, reqID),
+			// Device traffic and probes are the bulk of requests: keep them
+			// out of the info log unless they fail.
+			level := slog.LevelInfo
+			if (strings.HasPrefix(r.URL.Path, "/device/") || !strings.HasPrefix(r.URL.Path, "/api/")) && rec.status < 500 {
+				level = slog.LevelDebug
+			}
+			s.log.Log(r.Context(), level, "request", append(logAttrs(r, reqID),
 				"route", route, "status", rec.status, "duration_ms", time.Since(start).Milliseconds())...)
 		}()
 		if pattern == "" {

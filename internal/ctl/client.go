@@ -64,6 +64,17 @@ func (c *client) change(ctx context.Context, method, path string, out any) (json
 	return c.send(req, out)
 }
 
+// sendJSON sends a JSON body without an Idempotency-Key: for changes
+// that are idempotent by nature (bulk status changes, tag replacement,
+// group membership), where repeating the request does no harm.
+func (c *client) sendJSON(ctx context.Context, method, path string, in, out any) (json.RawMessage, error) {
+	req, err := c.request(ctx, method, path, nil, in)
+	if err != nil {
+		return nil, err
+	}
+	return c.send(req, out)
+}
+
 func (c *client) request(ctx context.Context, method, path string, q url.Values, in any) (*http.Request, error) {
 	u := c.base + path
 	if len(q) > 0 {

@@ -48,7 +48,8 @@ func Command() *cobra.Command {
 		Use:   "ctl",
 		Short: "Administer a Steward server through its admin API",
 		Long: `ctl administers a running Steward server through its admin HTTP API:
-organizations, users, API tokens and the audit log.
+organizations, users, API tokens, the audit log, products, enrollment,
+devices, device groups and installed versions.
 
 The API token comes from, in order: --token, STEWARD_TOKEN, --token-file or
 STEWARD_TOKEN_FILE, and finally ./` + defaultTokenFile + `, which
@@ -62,7 +63,8 @@ STEWARD_TOKEN_FILE, and finally ./` + defaultTokenFile + `, which
 	f.StringVar(&o.org, "org", "", "organization slug (default: the token's own organization)")
 	f.BoolVar(&o.json, "json", false, "print the API's JSON objects (a JSON array for lists) instead of tables")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for each HTTP request")
-	cmd.AddCommand(whoamiCommand(o), orgsCommand(o), usersCommand(o), tokensCommand(o), auditCommand(o))
+	cmd.AddCommand(whoamiCommand(o), orgsCommand(o), usersCommand(o), tokensCommand(o), auditCommand(o),
+		productsCommand(o), enrollTokensCommand(o), devicesCommand(o), groupsCommand(o), versionsCommand(o))
 	return cmd
 }
 

@@ -25,6 +25,9 @@ import (
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/config"
+	"github.com/steward-iot/steward/internal/deviceapi"
+	"github.com/steward-iot/steward/internal/identity"
+	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
@@ -33,9 +36,11 @@ import (
 // testServer is the real admin API over a fresh SQLite database, with the
 // instance org "acme" and its bootstrap admin token.
 type testServer struct {
-	url    string
-	secret string
-	ten    *tenancy.Service
+	url      string
+	secret   string
+	ten      *tenancy.Service
+	ident    *identity.Service
+	checkins *inventory.Checkins
 
 	mu   sync.Mutex
 	seen []seenRequest
@@ -59,11 +64,18 @@ func newTestServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(), Version: "test"})
+	ident, err := identity.NewService(ctx, db.Identity(), clock.Real)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &testServer{secret: secret, ten: ten}
+	inv := inventory.NewService(db.Inventory(), clock.Real)
+	checkins := inventory.NewCheckins(db.Inventory(), clock.Real, inventory.CheckinConfig{}, nil)
+	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
+		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, clock.Real, nil), Version: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &testServer{secret: secret, ten: ten, ident: ident, checkins: checkins}
 	h := srv.Handler()
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()

@@ -98,13 +98,13 @@ func orgsCommand(o *options) *cobra.Command {
 				if err := s.printJSON(raw); err != nil {
 					return err
 				}
-				return missingSecret(c.Token)
+				return missingSecret(tokenSecret(c.Token))
 			}
 			t := newTable(s.out)
 			orgRows(t, c.Org)
 			t.row("admin token id:", c.Token.ID)
 			t.row("admin token expires:", optTime(c.Token.ExpiresAt, "never"))
-			return printSecret(s, t, "admin token", c.Token)
+			return printSecret(s, t, "admin token", tokenSecret(c.Token))
 		}),
 	}
 	create.Flags().StringVar(&name, "name", "", "display name of the organization")
@@ -128,16 +128,24 @@ func orgRows(t *table, g tenancy.Org) {
 	t.row("created:", timestamp(g.CreatedAt))
 }
 
-// printSecret ends the human output of a create that returns a token
-// secret, which the server sends only in that one response.
-func printSecret(s *session, t *table, label string, tok tenancy.CreatedToken) error {
-	if tok.Secret != "" {
-		t.row(label+":", tok.Secret)
+// shownOnce is a created credential whose secret the server sends only
+// in the create response: what it is, its id and secret, and the ctl
+// command that revokes it.
+type shownOnce struct{ what, id, secret, revoke string }
+
+func tokenSecret(tok tenancy.CreatedToken) shownOnce {
+	return shownOnce{"token", tok.ID, tok.Secret, "tokens revoke"}
+}
+
+// printSecret ends the human output of a create that returns a secret.
+func printSecret(s *session, t *table, label string, c shownOnce) error {
+	if c.secret != "" {
+		t.row(label+":", c.secret)
 	}
 	if err := t.flush(); err != nil {
 		return err
 	}
-	if err := missingSecret(tok); err != nil {
+	if err := missingSecret(c); err != nil {
 		return err
 	}
 	_, err := fmt.Fprintln(s.out, "\nThe secret is shown only once: store it now (for example in a file only you can read). "+
@@ -145,12 +153,12 @@ func printSecret(s *session, t *table, label string, tok tenancy.CreatedToken) e
 	return err
 }
 
-// missingSecret reports a created token without its secret: the server
-// replays a repeated idempotent create without secrets.
-func missingSecret(tok tenancy.CreatedToken) error {
-	if tok.Secret != "" {
+// missingSecret reports a created credential without its secret: the
+// server replays a repeated idempotent create without secrets.
+func missingSecret(c shownOnce) error {
+	if c.secret != "" {
 		return nil
 	}
-	return fmt.Errorf("token %s was created but the server did not return its secret; "+
-		"revoke it with 'steward ctl tokens revoke %s' and create another", tok.ID, tok.ID)
+	return fmt.Errorf("%s %s was created but the server did not return its secret; "+
+		"revoke it with 'steward ctl %s %s' and create another", c.what, c.id, c.revoke, c.id)
 }

@@ -71,7 +71,7 @@ func tokensCommand(o *options) *cobra.Command {
 				if err := s.printJSON(raw); err != nil {
 					return err
 				}
-				return missingSecret(tok)
+				return missingSecret(tokenSecret(tok))
 			}
 			t := newTable(s.out)
 			t.row("id:", tok.ID)
@@ -79,7 +79,7 @@ func tokensCommand(o *options) *cobra.Command {
 			t.row("role:", string(tok.Role))
 			t.row("user:", orDash(tok.UserID))
 			t.row("expires:", optTime(tok.ExpiresAt, "never"))
-			return printSecret(s, t, "secret", tok)
+			return printSecret(s, t, "secret", tokenSecret(tok))
 		}),
 	}
 	create.Flags().StringVar(&req.Name, "name", "", "what the token is for, e.g. \"ci pipeline\"")

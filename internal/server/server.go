@@ -43,6 +43,9 @@ type Config struct {
 	Clock           clock.Clock
 	// Checkin paces device check-ins.
 	Checkin inventory.CheckinConfig
+	// Demo, when positive, seeds demo products and runs a simulated fleet
+	// of this many devices against the server.
+	Demo int
 }
 
 // DSN returns the database the config selects.
@@ -58,12 +61,15 @@ func (c Config) TokenFile() string { return filepath.Join(c.Data, "admin.token")
 
 // Server is an assembled, not yet serving, Steward.
 type Server struct {
-	cfg      Config
-	log      *slog.Logger
-	db       *store.DB
-	blobs    *blob.Dir
-	api      *api.Server
-	checkins *inventory.Checkins
+	cfg       Config
+	log       *slog.Logger
+	db        *store.DB
+	blobs     *blob.Dir
+	api       *api.Server
+	checkins  *inventory.Checkins
+	tenancy   *tenancy.Service
+	inventory *inventory.Service
+	identity  *identity.Service
 }
 
 // OpenStore opens and migrates the configured database.
@@ -99,6 +105,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	ten := tenancy.NewService(db.Tenancy(), cfg.Clock)
+	s.tenancy = ten
 	if err := s.bootstrap(ctx, ten); err != nil {
 		db.Close()
 		return nil, err
@@ -114,9 +121,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.checkins = inventory.NewCheckins(db.Inventory(), cfg.Clock, cfg.Checkin, log)
+	s.identity, s.inventory = ident, inventory.NewService(db.Inventory(), cfg.Clock)
 	s.api, err = api.New(api.Deps{
 		Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
-		Inventory: inventory.NewService(db.Inventory(), cfg.Clock), Identity: ident,
+		Inventory: s.inventory, Identity: ident,
 		Device: deviceapi.New(ident, s.checkins, cfg.Clock, log),
 		Ready:  s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
 	})
@@ -169,6 +177,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "version", s.cfg.Version)
+	if s.cfg.Demo > 0 {
+		go s.runDemo(ctx, ln.Addr())
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -163,6 +163,25 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (access.Princ
 	return p, err
 }
 
+// InstanceOrg returns the organization that operates this installation.
+func (s *Service) InstanceOrg(ctx context.Context) (Org, error) {
+	var org Org
+	err := s.store.Read(ctx, func(tx Tx) error {
+		orgs, err := tx.ListOrgs(ctx, "", MaxPage)
+		for _, o := range orgs {
+			if o.Instance {
+				org = o
+				return nil
+			}
+		}
+		if err == nil {
+			err = problem.NotFound("no instance organization: the store was not bootstrapped")
+		}
+		return err
+	})
+	return org, err
+}
+
 // Whoami returns the caller's organization and token.
 func (s *Service) Whoami(ctx context.Context, p access.Principal) (Org, Token, error) {
 	var (

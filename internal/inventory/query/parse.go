@@ -252,25 +252,25 @@ func (p *parser) list(c *cond) error {
 // valueKinds says which kind of field each kind of literal is for.
 var valueKinds = map[tokKind]Kind{tString: String, tInt: Int, tDuration: Age}
 
-// examples say what a field's values look like.
-var examples = map[Kind]string{
-	String:  `a quoted string like "eu"`,
-	Version: `a quoted version like "2.4.0"`,
-	Int:     "an integer like 20",
-	Bool:    "true or false",
-	Age:     "a duration like 30m, 12h or 7d",
+// kindHelp says how error messages name each kind and its values.
+var kindHelp = map[Kind]struct{ noun, example string }{
+	String:  {"a string field", `a quoted string like "eu"`},
+	Version: {"a version field", `a quoted version like "2.4.0"`},
+	Int:     {"an integer field", "an integer like 20"},
+	Bool:    {"a boolean field", "true or false"},
+	Age:     {"an age field", "a duration like 30m, 12h or 7d"},
 }
 
-// value parses one literal and checks that it suits c's field.
+// value parses one literal and checks that it suits c's field. An
+// unquoted word counts as a literal of the wrong kind, so that its error
+// shows how to write the value.
 func (p *parser) value(c *cond) (any, error) {
 	t := p.tok
 	v, lit := t.val, valueKinds[t.kind]
 	switch {
 	case p.isKeyword("true"), p.isKeyword("false"):
 		v, lit = p.isKeyword("true"), Bool
-	case t.kind == tWord && !keywords[strings.ToLower(t.text)]:
-		return nil, errorf(t.pos, "expected a value after %q, found %s; quote strings, as in %s", p.prev.text, t, quote(t.text))
-	case v == nil:
+	case v == nil && (t.kind != tWord || keywords[strings.ToLower(t.text)]):
 		return nil, p.expected("a value")
 	}
 	want := c.field.Kind
@@ -278,19 +278,15 @@ func (p *parser) value(c *cond) (any, error) {
 		want = String
 	}
 	if lit != want {
-		what := "an " + c.field.Kind.String() + " field"
-		switch c.field.Kind {
-		case String, Version, Bool:
-			what = "a " + c.field.Kind.String() + " field"
-		}
+		help := kindHelp[c.field.Kind]
 		if c.tag != "" {
-			what = "a tag"
+			help.noun = "a tag"
 		}
 		msg := "%s is %s: expected %s, found %s"
 		if lit == Age {
 			msg += "; durations apply only to age fields"
 		}
-		return nil, errorf(t.pos, msg, c.field.Name, what, examples[c.field.Kind], t)
+		return nil, errorf(t.pos, msg, c.field.Name, help.noun, help.example, t)
 	}
 	return v, p.advance()
 }

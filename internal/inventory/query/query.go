@@ -89,9 +89,9 @@ type Field struct {
 	// Column is the SQL operand the field compiles to, e.g.
 	// "d.installed_version_key": an identifier or a parenthesized expression.
 	Column string
-	// Nullable marks a Column that can be NULL; != and not in then match
-	// NULL. Every column that can hold NULL must say so, or SQL and Match
-	// disagree on != for it.
+	// Nullable marks a Column that can be NULL: != and not in then match
+	// NULL (a device without a serial is not serial "x"). Without it, NULL
+	// fails every comparison.
 	Nullable bool
 }
 

@@ -113,8 +113,7 @@ type device struct {
 	id              int
 	product, status string
 	serial, version *string
-	battery         *int64
-	boots           int64
+	battery, boots  *int64 // boots is NULL in one row though the schema says it cannot be
 	metered         *bool
 	onMains         bool
 	lastSeen        time.Time // zero: never
@@ -141,7 +140,7 @@ func (d device) Field(name string) (any, bool) {
 	case "battery":
 		return optional(d.battery)
 	case "boots":
-		return d.boots, true
+		return optional(d.boots)
 	case "metered":
 		return optional(d.metered)
 	case "on_mains":
@@ -160,14 +159,14 @@ func (d device) Tag(key string) (string, bool) {
 func sampleDevices() []device {
 	day := 24 * time.Hour
 	return []device{
-		{1, "gw-100", "active", new("A1"), new("2.3.9"), new(int64(15)), 3, new(true), false, testNow.Add(-8 * day), map[string]string{"region": "eu", "hw-rev": "b"}},
-		{2, "gw-100", "quarantined", nil, new("2.4.0-rc.1"), new(int64(20)), 0, new(false), true, testNow.Add(-7 * day), map[string]string{"region": "us"}},
-		{3, "gw-200", "active", new(""), new("2.4.0"), nil, 10, nil, false, time.Time{}, nil},
-		{4, "gw-100", "decommissioned", new(`B"2`), new("v2.10.0+build.7"), new(int64(100)), -1, new(true), true, testNow.Add(-time.Hour), map[string]string{"region": "eu-west", "a.b": "x"}},
-		{5, "sensor", "active", new("a"), nil, new(int64(0)), 1, new(false), false, testNow.Add(-7*day + time.Microsecond), map[string]string{"region": ""}},
-		{6, "gw-100", "pending", new("z"), new("1.0~beta"), new(int64(21)), 2, nil, true, testNow.Add(time.Hour), map[string]string{"hw-rev": "a"}},
-		{7, "gw-200", "active", new("A1"), new("2.4"), new(int64(19)), 5, new(true), false, testNow.Add(-7*day - 500*time.Nanosecond), map[string]string{"region": "EU"}},
-		{8, "gw", "active", nil, new("2.4.0"), new(int64(20)), 0, new(false), true, testNow.Add(-7*day - time.Microsecond), map[string]string{"region": "eu", "hw-rev": "b"}},
+		{1, "gw-100", "active", new("A1"), new("2.3.9"), new(int64(15)), new(int64(3)), new(true), false, testNow.Add(-8 * day), map[string]string{"region": "eu", "hw-rev": "b"}},
+		{2, "gw-100", "quarantined", nil, new("2.4.0-rc.1"), new(int64(20)), new(int64(0)), new(false), true, testNow.Add(-7 * day), map[string]string{"region": "us"}},
+		{3, "gw-200", "active", new(""), new("2.4.0"), nil, new(int64(10)), nil, false, time.Time{}, nil},
+		{4, "gw-100", "decommissioned", new(`B"2`), new("v2.10.0+build.7"), new(int64(100)), new(int64(-1)), new(true), true, testNow.Add(-time.Hour), map[string]string{"region": "eu-west", "a.b": "x"}},
+		{5, "sensor", "active", new("a"), nil, new(int64(0)), nil, new(false), false, testNow.Add(-7*day + time.Microsecond), map[string]string{"region": ""}},
+		{6, "gw-100", "pending", new("z"), new("1.0~beta"), new(int64(21)), new(int64(2)), nil, true, testNow.Add(time.Hour), map[string]string{"hw-rev": "a"}},
+		{7, "gw-200", "active", new("A1"), new("2.4"), new(int64(19)), new(int64(5)), new(true), false, testNow.Add(-7*day - 500*time.Nanosecond), map[string]string{"region": "EU"}},
+		{8, "gw", "active", nil, new("2.4.0"), new(int64(20)), new(int64(0)), new(false), true, testNow.Add(-7*day - time.Microsecond), map[string]string{"region": "eu", "hw-rev": "b"}},
 	}
 }
 
@@ -186,7 +185,7 @@ func openSampleDB(t *testing.T, devices []device) *sql.DB {
 		}
 	}
 	exec(`CREATE TABLE devices (id INTEGER PRIMARY KEY, product TEXT NOT NULL, status TEXT NOT NULL,
-		serial TEXT, version_key TEXT, battery INTEGER, boots INTEGER NOT NULL, metered BOOLEAN,
+		serial TEXT, version_key TEXT, battery INTEGER, boots INTEGER, metered BOOLEAN,
 		on_mains BOOLEAN NOT NULL, last_seen INTEGER)`)
 	exec(`CREATE TABLE device_tags (device_id INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (device_id, key))`)
 	for _, d := range devices {
@@ -199,9 +198,10 @@ func openSampleDB(t *testing.T, devices []device) *sql.DB {
 		}
 		serial, _ := optional(d.serial)
 		battery, _ := optional(d.battery)
+		boots, _ := optional(d.boots)
 		metered, _ := optional(d.metered)
 		exec(`INSERT INTO devices VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-			d.id, d.product, d.status, serial, versionKey, battery, d.boots, metered, d.onMains, lastSeen)
+			d.id, d.product, d.status, serial, versionKey, battery, boots, metered, d.onMains, lastSeen)
 		for k, v := range d.tags {
 			exec(`INSERT INTO device_tags VALUES ($1, $2, $3)`, d.id, k, v)
 		}
@@ -327,5 +327,49 @@ func TestMatchAgreesWithSQLite(t *testing.T) {
 	}
 	if informative < len(queries)/2 {
 		t.Errorf("only %d of %d queries tell devices apart; the sample is too uniform to test much", informative, len(queries))
+	}
+}
+
+type recordMap map[string]any
+
+func (m recordMap) Field(name string) (any, bool) {
+	v, ok := m[name]
+	return v, ok
+}
+
+func (m recordMap) Tag(string) (string, bool) { return "", false }
+
+func TestMatchTreatsWrongTypesAsNull(t *testing.T) {
+	r := recordMap{"battery": 5, "serial": []byte("a"), "last_seen_age": testNow.UnixMicro()}
+	for src, want := range map[string]bool{
+		`battery < 20`:       false, // an int, not an int64
+		`battery != 20`:      true,
+		`serial = "a"`:       false,
+		`serial != "a"`:      true,
+		`last_seen_age > 1h`: true, // not a time.Time: never seen
+	} {
+		q, err := Parse(src, testSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.Match(r, testNow); got != want {
+			t.Errorf("%s: Match = %v, want %v", src, got, want)
+		}
+	}
+}
+
+func TestAgeBoundary(t *testing.T) {
+	exactly := device{lastSeen: testNow.Add(-7 * 24 * time.Hour)}
+	for src, want := range map[string]bool{
+		`last_seen_age > 7d`: false, `last_seen_age >= 7d`: true,
+		`last_seen_age < 7d`: false, `last_seen_age <= 7d`: true,
+	} {
+		q, err := Parse(src, testSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := q.Match(exactly, testNow); got != want {
+			t.Errorf("a device seen exactly 7d ago: %s = %v, want %v", src, got, want)
+		}
 	}
 }
