@@ -457,7 +457,13 @@ func TestCheckin(t *testing.T) {
 
 // TestInventoryQueries exercises search, groups, tags, export and versions.
 func TestInventoryQueries(t *testing.T) {
-	f := newFleet(t, store.SQLite)
+	for _, d := range storetest.Dialects(t) {
+		t.Run(string(d), func(t *testing.T) { testInventoryQueries(t, d) })
+	}
+}
+
+func testInventoryQueries(t *testing.T, d store.Dialect) {
+	f := newFleet(t, d)
 	var tok identity.CreatedEnrollmentToken
 	json.Unmarshal(f.adminDo("POST", "/api/v1/orgs/acme/enrollment-tokens", f.admin,
 		identity.CreateEnrollmentTokenRequest{Name: "bulk", MaxUses: 100}, 201), &tok)
@@ -533,6 +539,16 @@ func TestInventoryQueries(t *testing.T) {
 	json.Unmarshal(f.adminDo("GET", "/api/v1/orgs/acme/products/gw-100/versions?stale_days=2", f.admin, nil, 200), &vr)
 	if vr.NotSeen != 5 {
 		t.Fatalf("not seen after 49h with stale_days=2: %d", vr.NotSeen)
+	}
+	// A device that never reported has no version: it matches no
+	// version comparison rather than sorting below every version.
+	silent := f.newDevice("Q-silent")
+	want(t, silent.enroll("", tok.Secret), 200, "")
+	if got := search(`version < "99"`); len(got) != 5 {
+		t.Fatalf("version < 99 matched %d devices, want the 5 that reported", len(got))
+	}
+	if got := search(`version != "2.3.9"`); len(got) != 5 {
+		t.Fatalf("version != 2.3.9 matched %d devices, want 4 reported + 1 unknown", len(got))
 	}
 }
 

@@ -10,7 +10,7 @@ var Schema = query.Schema{
 		query.Field{Name: "hardware_id", Kind: query.String, Column: "p.hardware_id"},
 		query.Field{Name: "status", Kind: query.String, Column: "d.status"},
 		query.Field{Name: "serial", Kind: query.String, Column: "d.serial"},
-		query.Field{Name: "version", Kind: query.Version, Column: "d.installed_version_key"},
+		query.Field{Name: "version", Kind: query.Version, Column: "d.installed_version_key", Nullable: true},
 		query.Field{Name: "battery", Kind: query.Int, Column: "d.battery_percent", Nullable: true},
 		query.Field{Name: "on_mains", Kind: query.Bool, Column: "d.on_mains"},
 		query.Field{Name: "link", Kind: query.String, Column: "d.link"},

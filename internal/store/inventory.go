@@ -265,9 +265,9 @@ func (tx *Tx) VersionDistribution(ctx context.Context, orgID, productID string) 
 		var key string
 		err := scan(&v.Version, &key, &v.Devices)
 		return v, err
-	}, `SELECT installed_version, installed_version_key, COUNT(*) FROM devices
+	}, `SELECT installed_version, COALESCE(installed_version_key, '') AS vkey, COUNT(*) FROM devices
 		WHERE org_id = $1 AND product_id = $2 AND status = 'active'
-		GROUP BY installed_version, installed_version_key ORDER BY installed_version_key DESC`, orgID, productID)
+		GROUP BY installed_version, vkey ORDER BY vkey DESC`, orgID, productID)
 }
 
 func (tx *Tx) CountNotSeenSince(ctx context.Context, orgID, productID string, before time.Time) (int, error) {

@@ -113,6 +113,8 @@ func (l *lexer) next() (token, error) {
 		return token{}, errorf(start, `unexpected "!"; write != for "not equal" or not to negate`)
 	case c == '"':
 		return l.string()
+	case c == '\'':
+		return token{}, errorf(start, `strings take double quotes, as in "eu"`)
 	case isDigit(c) || c == '-' && len(rest) > 1 && isDigit(rest[1]):
 		return l.number()
 	case c == '_' || isLower(c) || 'A' <= c && c <= 'Z':
@@ -164,7 +166,7 @@ func (l *lexer) number() (token, error) {
 	if suffix == "" {
 		v, err := strconv.ParseInt(digits, 10, 64)
 		if err != nil {
-			return token{}, errorf(start, "integer %s is out of range", text)
+			return token{}, errorf(start, "integer %s is out of the 64-bit range", text)
 		}
 		return token{kind: tInt, pos: start, text: text, val: v}, nil
 	}

@@ -55,7 +55,7 @@ CREATE TABLE devices (
     last_auth_at          BIGINT NOT NULL DEFAULT 0,
     last_seen_at          BIGINT,
     installed_version     TEXT NOT NULL DEFAULT '',
-    installed_version_key TEXT NOT NULL DEFAULT '',
+    installed_version_key TEXT,
     software_hash         TEXT NOT NULL DEFAULT '',
     battery_percent       INTEGER,
     on_mains              BOOLEAN NOT NULL DEFAULT FALSE,

@@ -1,0 +1,1 @@
+-- SQLite compares TEXT bytewise (BINARY) already; see the PostgreSQL variant.
