@@ -41,6 +41,7 @@ type testServer struct {
 	ten      *tenancy.Service
 	ident    *identity.Service
 	checkins *inventory.Checkins
+	serials  int // devices enrolled by pending
 
 	mu   sync.Mutex
 	seen []seenRequest

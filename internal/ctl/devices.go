@@ -49,7 +49,8 @@ group, or matching a fleet query such as
   battery < 20 and last_seen_age > 7d
 
 Fields: product, hardware_id, status, serial, version, battery, on_mains,
-link, metered, free_storage, last_seen_age, enrolled_age, and tag.KEY.
+link, metered, free_storage, last_seen_age, enrolled_age, and tag.KEY
+(the language is described in docs/fleet-query.md).
 
 --json prints every matching device as a JSON array; --csv streams the
 server's CSV export unchanged.`,
@@ -263,11 +264,13 @@ func printDevice(s *session, d inventory.DeviceDetail) error {
 	}
 	if len(d.Versions) == 0 {
 		t.row("version history:", "none")
-	} else {
-		t.row("version history:")
 	}
-	for _, v := range d.Versions[:min(len(d.Versions), shownVersions)] {
-		t.row("", timestamp(v.SeenAt), v.Version)
+	for i, v := range d.Versions[:min(len(d.Versions), shownVersions)] {
+		label := ""
+		if i == 0 {
+			label = "version history:"
+		}
+		t.row(label, timestamp(v.SeenAt), v.Version)
 	}
 	if n := len(d.Versions) - shownVersions; n > 0 {
 		t.row("", fmt.Sprintf("... and %d older (--json lists them)", n))

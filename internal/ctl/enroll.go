@@ -163,11 +163,8 @@ func (s *session) productSlugs() map[string]string {
 	if err != nil {
 		return map[string]string{}
 	}
-	_, prods, err := fetchAll[inventory.Product](s, path, nil, 0)
+	_, prods, _ := fetchAll[inventory.Product](s, path, nil, 0)
 	m := make(map[string]string, len(prods))
-	if err != nil {
-		return m
-	}
 	for _, p := range prods {
 		m[p.ID] = p.Slug
 	}

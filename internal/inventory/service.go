@@ -190,7 +190,7 @@ func (s *Service) condition(ctx context.Context, tx Tx, orgID string, dq DeviceQ
 	if strings.TrimSpace(dq.Query) != "" {
 		var err error
 		if q, err = query.Parse(dq.Query, Schema); err != nil {
-			return nil, problem.InvalidField("query", "%v", err)
+			return nil, queryError(err)
 		}
 	}
 	var group *Group
@@ -226,12 +226,18 @@ func (s *Service) condition(ctx context.Context, tx Tx, orgID string, dq DeviceQ
 			}
 			c, err := qq.SQL(Schema, now, next)
 			if err != nil {
-				return "", problem.InvalidField("query", "%v", err)
+				return "", queryError(err)
 			}
 			parts = append(parts, "("+c+")")
 		}
 		return strings.Join(parts, " AND "), nil
 	}, nil
+}
+
+// queryError names the query field once (the parser's message already
+// says "query: at byte N").
+func queryError(err error) error {
+	return problem.InvalidField("query", "%s", strings.TrimPrefix(err.Error(), "query: "))
 }
 
 // DeviceDetail is a device with its components and recent versions.
@@ -320,7 +326,7 @@ func (s *Service) CreateGroup(ctx context.Context, p access.Principal, req Creat
 	if req.Query != "" {
 		q, err := query.Parse(req.Query, Schema)
 		if err != nil {
-			return Group{}, problem.InvalidField("query", "%v", err)
+			return Group{}, queryError(err)
 		}
 		req.Query = q.String()
 	}
