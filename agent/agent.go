@@ -2,11 +2,13 @@
 // keeps IoT fleets patched. Vendors embed it in the software of their
 // (Linux-class) devices; cmd/steward-agent is the reference agent binary.
 //
-// So far it provides the device's identity: package identity generates and
-// keeps the device's own key pair, whose private key never leaves the
-// device, and package atomicfile stores such state crash-safely.
-// Enrollment, check-in and verified updates will build on that identity;
-// they do not exist yet.
+// Package identity generates and keeps the device's own key pair, whose
+// private key never leaves the device, and package atomicfile stores such
+// state crash-safely. On that identity, package client speaks the device API
+// (package proto: enrollment, authentication, check-in) and package runner
+// is the agent's main loop; package simulator runs many virtual devices for
+// load tests, and package fakeserver fakes the server for tests. Verified
+// updates do not exist yet.
 //
 // The agent deliberately imports nothing from the server's internal
 // packages, to stay small and independent of server code.

@@ -52,7 +52,8 @@ const maxKeyFile = 4 << 10
 // as opposed to errors about an unusable public key.
 var ErrBadSignature = errors.New("identity: signature verification failed")
 
-// Identity is the device's key pair. Obtain one with LoadOrCreate.
+// Identity is the device's key pair. Obtain one with LoadOrCreate, or
+// Generate for one that is not stored.
 type Identity struct {
 	alg Algorithm
 	// A crypto.Signer rather than a concrete key so that a key held in a
@@ -162,7 +163,17 @@ func parsePrivateKeyPEM(b []byte) (crypto.Signer, error) {
 	return signer, nil
 }
 
-func create(dir, path string, alg Algorithm) (*Identity, error) {
+// Generate returns a new alg identity that is kept in memory only, for
+// simulated devices and tests. A real device uses LoadOrCreate: an identity
+// that is not stored is lost, and the device with it, when the process ends.
+func Generate(alg Algorithm) (*Identity, error) {
+	if alg != Ed25519 && alg != ECDSAP256 {
+		return nil, fmt.Errorf("identity: unsupported algorithm %q (want %q or %q)", alg, Ed25519, ECDSAP256)
+	}
+	return generate(alg)
+}
+
+func generate(alg Algorithm) (*Identity, error) {
 	var signer crypto.Signer
 	var err error
 	switch alg {
@@ -178,7 +189,15 @@ func create(dir, path string, alg Algorithm) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(signer)
+	return id, nil
+}
+
+func create(dir, path string, alg Algorithm) (*Identity, error) {
+	id, err := generate(alg)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(id.signer)
 	if err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}

@@ -474,3 +474,40 @@ func FuzzParsePublicKeyPEM(f *testing.F) {
 		}
 	})
 }
+
+func TestGenerate(t *testing.T) {
+	for _, alg := range algorithms {
+		a, err := Generate(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := Generate(alg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Algorithm() != alg {
+			t.Errorf("Generate(%s).Algorithm() = %s", alg, a.Algorithm())
+		}
+		if a.KeyID() == b.KeyID() {
+			t.Errorf("%s: two generated identities share key id %s", alg, a.KeyID())
+		}
+		pub, gotAlg, err := ParsePublicKeyPEM(a.PublicKeyPEM())
+		if err != nil || gotAlg != alg {
+			t.Fatalf("%s: PublicKeyPEM does not parse: %v, %v", alg, gotAlg, err)
+		}
+		if keyID, _ := PublicKeyID(pub); keyID != a.KeyID() {
+			t.Errorf("%s: KeyID %s does not match the public key (%s)", alg, a.KeyID(), keyID)
+		}
+		msg := []byte("in memory")
+		sig, err := a.Sign(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Verify(pub, msg, sig); err != nil {
+			t.Errorf("%s: %v", alg, err)
+		}
+	}
+	if _, err := Generate("rsa"); err == nil || !strings.Contains(err.Error(), "unsupported algorithm") {
+		t.Errorf("Generate(rsa): %v, want an unsupported algorithm error", err)
+	}
+}

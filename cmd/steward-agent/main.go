@@ -4,8 +4,14 @@
 //
 //	steward-agent version
 //	steward-agent identity --state DIR [--algorithm ed25519|ecdsa-p256] [--json]
+//	steward-agent run --server URL --state DIR [--enroll-token T | --enroll-token-file F | --org SLUG]
+//	    --hardware-id H [--serial S] (--version V | --version-file F) [--components FILE] [--link wifi] ...
+//	steward-agent simulate --server URL --devices N (--enroll-token T | --org O) [--hardware-ids gw-100,sensor-7]
+//	    [--versions 2.3.0=3,2.4.0] [--links wifi,cellular] [--duration 60s] [--interval-override D] [--json] ...
 //
-// --state falls back to the STEWARD_AGENT_STATE environment variable.
+// --server, --state and --enroll-token fall back to the STEWARD_AGENT_SERVER,
+// STEWARD_AGENT_STATE and STEWARD_AGENT_ENROLL_TOKEN environment variables.
+// run exits with status 3 when the server refuses the device for good.
 package main
 
 import (
@@ -27,7 +33,7 @@ const stateEnv = "STEWARD_AGENT_STATE"
 
 func main() {
 	if err := newRootCmd().Execute(); err != nil {
-		os.Exit(1) // cobra has already printed the error
+		os.Exit(exitCode(err)) // cobra has already printed the error
 	}
 }
 
@@ -38,7 +44,7 @@ func newRootCmd() *cobra.Command {
 		// Usage text after a runtime error (e.g. a refused key) buries the error.
 		SilenceUsage: true,
 	}
-	root.AddCommand(newVersionCmd(), newIdentityCmd())
+	root.AddCommand(newVersionCmd(), newIdentityCmd(), newRunCmd(), newSimulateCmd())
 	return root
 }
 

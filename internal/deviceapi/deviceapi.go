@@ -12,7 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/steward-iot/steward/agent/proto"
 	"github.com/steward-iot/steward/internal/clock"
@@ -85,6 +87,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p.Title = http.StatusText(p.Status)
 	if p.Status == 401 {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="steward-device"`)
+	}
+	if p.Code == proto.CodeDevicePending {
+		w.Header().Set("Retry-After", strconv.Itoa(int(identity.PendingRetry/time.Second)))
 	}
 	write(w, "application/problem+json", p.Status, p)
 }

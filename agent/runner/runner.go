@@ -1,0 +1,313 @@
+// Package runner is the agent's main loop: it keeps the device enrolled
+// and checks in with the server at the pace the server asks for, backing
+// off exponentially while the server or the network fails. A vendor's
+// agent calls Run with its own Reporter, or uses FileReporter.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/steward-iot/steward/agent/atomicfile"
+	"github.com/steward-iot/steward/agent/client"
+	"github.com/steward-iot/steward/agent/identity"
+	"github.com/steward-iot/steward/agent/internal/pacing"
+	"github.com/steward-iot/steward/agent/proto"
+)
+
+// StateFile is the name of the agent's state inside the state directory.
+const StateFile = "state.json"
+
+// defaultPollInterval applies until the server names one.
+const defaultPollInterval = 15 * time.Minute
+
+// defaultPendingWait applies when the server does not say how long a
+// pending device should wait.
+const defaultPendingWait = time.Minute
+
+// ErrRefused is wrapped by the error Run returns when the server refuses
+// the device for good (rejected or revoked): retrying, or restarting the
+// agent, cannot help until an operator acts.
+var ErrRefused = errors.New("the server refuses this device")
+
+// errNoEnrollInfo stops Run: waiting cannot supply what the config lacks.
+var errNoEnrollInfo = errors.New("the device is not enrolled yet, and enrolling needs a hardware id and an enrollment token or an org")
+
+// Reporter gathers what the device reports at check-in.
+type Reporter interface {
+	Report(ctx context.Context) (proto.CheckinRequest, error)
+}
+
+// Config configures Run.
+type Config struct {
+	ServerURL string
+	// StateDir holds the device key and StateFile; it must persist across
+	// reboots, or the device loses its identity.
+	StateDir string
+	// Algorithm is the key algorithm of a new device key; empty means
+	// Ed25519.
+	Algorithm identity.Algorithm
+	// Enroll describes the device at enrollment, which happens once;
+	// afterwards these fields are unused. An empty Serial becomes the
+	// first 16 hex digits of the key id.
+	Enroll   client.EnrollParams
+	Reporter Reporter
+
+	// HTTPClient, UserAgent: see client.Options.
+	HTTPClient *http.Client
+	UserAgent  string
+	// Logger receives what happens; nil discards it.
+	Logger *slog.Logger
+
+	// Clock, Sleep and Rand are for tests. Clock defaults to time.Now.
+	Clock func() time.Time
+	// Sleep waits d or until ctx is done, returning ctx.Err() then.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Rand returns a number in [0, 1) for jitter; default math/rand/v2.
+	Rand func() float64
+}
+
+// state is what the agent keeps in StateFile between runs.
+type state struct {
+	DeviceID string `json:"device_id,omitempty"`
+	// Enrolled is true once the server knows the device's key, even while
+	// it is pending.
+	Enrolled bool `json:"enrolled"`
+	// PollIntervalSeconds is the server's last requested interval.
+	PollIntervalSeconds int `json:"poll_interval_seconds,omitempty"`
+}
+
+type runner struct {
+	cfg    Config
+	id     *identity.Identity
+	client *client.Client
+	log    *slog.Logger
+	state  state
+}
+
+// Run enrolls the device if it is not yet enrolled and then checks in until
+// ctx is done, when it returns nil. It returns an error only when it cannot
+// go on: the state directory or key is unusable, enrollment lacks
+// information, or the server refuses the device (wrapping ErrRefused).
+// Network and server failures are retried with backoff.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.ServerURL == "" || cfg.StateDir == "" || cfg.Reporter == nil {
+		return errors.New("runner: ServerURL, StateDir and Reporter are required")
+	}
+	if cfg.Algorithm == "" {
+		cfg.Algorithm = identity.Ed25519
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleep
+	}
+	if cfg.Rand == nil {
+		cfg.Rand = rand.Float64
+	}
+	id, created, err := identity.LoadOrCreate(cfg.StateDir, cfg.Algorithm)
+	if err != nil {
+		return err
+	}
+	if created {
+		cfg.Logger.Info("generated a new device key", "key_id", id.KeyID())
+	}
+	if cfg.Enroll.Serial == "" {
+		cfg.Enroll.Serial = id.KeyID()[:16]
+	}
+	r := &runner{
+		cfg: cfg,
+		id:  id,
+		client: client.New(cfg.ServerURL, id, client.Options{
+			HTTPClient: cfg.HTTPClient, Clock: cfg.Clock, UserAgent: cfg.UserAgent,
+		}),
+		log: cfg.Logger.With("key_id", id.KeyID()),
+	}
+	if err := r.loadState(); err != nil {
+		return err
+	}
+	err = r.loop(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+func (r *runner) statePath() string { return filepath.Join(r.cfg.StateDir, StateFile) }
+
+func (r *runner) loadState() error {
+	b, err := os.ReadFile(r.statePath())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	if err := json.Unmarshal(b, &r.state); err != nil {
+		// Enrolling again with the same key is safe and restores the rest.
+		r.log.Warn("ignoring unreadable state; enrolling again", "path", r.statePath(), "err", err)
+		r.state = state{}
+	}
+	return nil
+}
+
+func (r *runner) saveState(s state) error {
+	if s == r.state {
+		return nil // spare the flash a write
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(r.statePath(), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("runner: saving state: %w", err)
+	}
+	r.state = s
+	return nil
+}
+
+func (r *runner) loop(ctx context.Context) error {
+	var wait time.Duration
+	if r.state.Enrolled && r.state.PollIntervalSeconds > 0 {
+		// A fleet that restarts together, e.g. after a power cut, would
+		// otherwise check in all at once.
+		wait = time.Duration(r.cfg.Rand() * float64(time.Duration(r.state.PollIntervalSeconds)*time.Second) / 10)
+	}
+	failures := 0
+	for {
+		if err := r.cfg.Sleep(ctx, wait); err != nil {
+			return err
+		}
+		next, err := r.step(ctx)
+		switch {
+		case err == nil:
+			failures, wait = 0, next
+		case errors.Is(err, ErrRefused) || errors.Is(err, errNoEnrollInfo) || ctx.Err() != nil:
+			return err
+		default:
+			wait = pacing.Backoff(failures, r.cfg.Rand())
+			failures++
+			var ae *client.APIError
+			if errors.As(err, &ae) {
+				wait = max(wait, ae.RetryAfter)
+			}
+			r.log.Warn("retrying after an error", "err", err, "wait", wait.Round(time.Millisecond), "failures", failures)
+		}
+	}
+}
+
+// step does what the device needs next, enrolling or checking in, and
+// returns how long to wait before the next step.
+func (r *runner) step(ctx context.Context) (time.Duration, error) {
+	if !r.state.Enrolled {
+		return r.enroll(ctx)
+	}
+	report, err := r.cfg.Reporter.Report(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("gathering the check-in report: %w", err)
+	}
+	resp, err := r.client.Checkin(ctx, report)
+	var ae *client.APIError
+	switch {
+	case err == nil:
+	case client.IsCode(err, proto.CodeDevicePending):
+		wait := defaultPendingWait
+		if errors.As(err, &ae) && ae.RetryAfter > 0 {
+			wait = ae.RetryAfter
+		}
+		r.log.Info("waiting for an operator to accept the device", "device_id", r.state.DeviceID, "wait", wait)
+		return wait, nil
+	case client.IsCode(err, proto.CodeDeviceRejected):
+		return 0, r.refused(r.state.DeviceID, "an operator rejected its enrollment", err)
+	case client.IsCode(err, proto.CodeDeviceRevoked):
+		return 0, r.refused(r.state.DeviceID, "its credentials were revoked", err)
+	case client.IsCode(err, proto.CodeUnknownDevice):
+		// E.g. the agent now talks to another server: enroll there.
+		r.log.Warn("the server does not know the device; enrolling again", "device_id", r.state.DeviceID)
+		s := r.state
+		s.Enrolled = false
+		if serr := r.saveState(s); serr != nil {
+			return 0, serr
+		}
+		return 0, err
+	default:
+		return 0, err
+	}
+	interval := defaultPollInterval
+	if resp.PollIntervalSeconds > 0 {
+		interval = time.Duration(resp.PollIntervalSeconds) * time.Second
+		s := r.state
+		s.PollIntervalSeconds = resp.PollIntervalSeconds
+		if err := r.saveState(s); err != nil {
+			return 0, err
+		}
+	} else if r.state.PollIntervalSeconds > 0 {
+		interval = time.Duration(r.state.PollIntervalSeconds) * time.Second
+	}
+	r.log.Debug("checked in", "action", resp.Action, "next", interval)
+	return pacing.Jitter(interval, r.cfg.Rand()), nil
+}
+
+func (r *runner) enroll(ctx context.Context) (time.Duration, error) {
+	p := r.cfg.Enroll
+	if p.HardwareID == "" || (p.Org == "" && p.EnrollmentToken == "") {
+		return 0, errNoEnrollInfo
+	}
+	resp, err := r.client.Enroll(ctx, p)
+	if err != nil {
+		return 0, fmt.Errorf("enrolling: %w", err)
+	}
+	log := r.log.With("device_id", resp.DeviceID, "status", resp.Status)
+	switch resp.Status {
+	case proto.StatusRejected:
+		return 0, r.refused(resp.DeviceID, "an operator rejected its enrollment", nil)
+	case proto.StatusRevoked, proto.StatusDecommissioned:
+		return 0, r.refused(resp.DeviceID, "it is "+resp.Status, nil)
+	}
+	if err := r.saveState(state{DeviceID: resp.DeviceID, Enrolled: true, PollIntervalSeconds: r.state.PollIntervalSeconds}); err != nil {
+		return 0, err
+	}
+	if resp.Status == proto.StatusPending {
+		wait := time.Duration(resp.RetryAfterSeconds) * time.Second
+		if wait <= 0 {
+			wait = defaultPendingWait
+		}
+		log.Info("enrolled; waiting for an operator to accept the device", "wait", wait)
+		return wait, nil
+	}
+	log.Info("enrolled")
+	return 0, nil
+}
+
+func (r *runner) refused(deviceID, why string, cause error) error {
+	err := fmt.Errorf("%w (device %s, key %s): %s; the agent stops, and restarting it will not help until an operator re-admits the device",
+		ErrRefused, deviceID, r.id.KeyID(), why)
+	if cause != nil {
+		err = fmt.Errorf("%w: %w", err, cause)
+	}
+	return err
+}
