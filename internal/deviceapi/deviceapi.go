@@ -21,6 +21,7 @@ import (
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/problem"
+	"github.com/steward-iot/steward/internal/store"
 )
 
 // Server is the device API.
@@ -53,8 +54,11 @@ func New(id *identity.Service, checkins *inventory.Checkins, c clock.Clock, log 
 	return s
 }
 
-// ServeHTTP serves /device/v1/.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves /device/v1/. Device writes are re-sent by devices, so
+// they need not wait for a WAL flush (see store.RelaxedDurability).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mux.ServeHTTP(w, r.WithContext(store.RelaxedDurability(r.Context())))
+}
 
 type statusErr struct {
 	status int

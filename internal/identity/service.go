@@ -339,17 +339,19 @@ func (s *Service) Enroll(ctx context.Context, body []byte, signature string) (pr
 		} else if !problem.Is(err, problem.KindNotFound) {
 			return err
 		}
+		if err := tx.InsertDevice(ctx, d); err != nil {
+			return err
+		}
+		// The token's row is hot (a whole factory line shares it): count
+		// the use late so its lock is held only to commit.
 		if tok != nil {
 			ok, err := tx.UseEnrollmentToken(ctx, tok.ID)
 			if err != nil {
 				return err
 			}
 			if !ok {
-				return problem.Unauthenticated("the enrollment token has no uses left").WithCode(proto.CodeBadSignature)
+				return problem.Unauthenticated("the enrollment token has no uses left")
 			}
-		}
-		if err := tx.InsertDevice(ctx, d); err != nil {
-			return err
 		}
 		if _, err := tx.AppendAudit(ctx, audit.Record{OrgID: d.OrgID, Actor: access.Actor{Kind: access.ActorDevice, ID: d.ID, Name: d.Serial},
 			Action: "device.enroll", TargetType: "device", TargetID: d.ID,

@@ -61,6 +61,7 @@ func TestContract(t *testing.T) {
 		{"AuditTamper", testAuditTamper},
 		{"Idempotency", testIdempotency},
 		{"WriteRollsBack", testWriteRollsBack},
+		{"RelaxedDurability", testRelaxedDurability},
 	}
 	for _, d := range storetest.Dialects(t) {
 		t.Run(string(d), func(t *testing.T) {
@@ -471,5 +472,27 @@ func testWriteRollsBack(t *testing.T, db *store.DB) {
 	}
 	if res := verify(t, db); res.Chains != 0 || res.Events != 0 {
 		t.Fatalf("after rollback the audit log holds %+v", res)
+	}
+}
+
+func testRelaxedDurability(t *testing.T, db *store.DB) {
+	if db.Dialect() != store.Postgres {
+		return // SQLite WAL with synchronous=NORMAL never waits per commit
+	}
+	for _, c := range []struct {
+		ctx  context.Context
+		want string
+	}{{context.Background(), "on"}, {store.RelaxedDurability(context.Background()), "off"}} {
+		var got string
+		if err := db.Write(c.ctx, func(tx *store.Tx) error {
+			var err error
+			got, err = tx.QueryStringForTest(c.ctx, "SHOW synchronous_commit")
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if got != c.want {
+			t.Fatalf("synchronous_commit = %q, want %q", got, c.want)
+		}
 	}
 }

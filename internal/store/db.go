@@ -189,11 +189,33 @@ func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 	return err
 }
 
+// relaxedKey marks a context whose writes may skip waiting for the WAL
+// flush at commit.
+type relaxedKey struct{}
+
+// RelaxedDurability marks writes made under ctx as re-sendable: on
+// PostgreSQL they commit without waiting for the WAL flush
+// (synchronous_commit = off). A crash can then lose the last fraction of a
+// second of such commits — whole transactions, never half of one, so the
+// audit chain stays intact. Use it only for what a device reports and will
+// report again (enrollment is idempotent and agents re-enroll when the
+// server forgets them; check-ins repeat). SQLite in WAL mode with
+// synchronous=NORMAL already behaves so.
+func RelaxedDurability(ctx context.Context) context.Context {
+	return context.WithValue(ctx, relaxedKey{}, true)
+}
+
 func (db *DB) run(ctx context.Context, pool *sql.DB, write bool, fn func(*Tx) error) (err error) {
 	opts := &sql.TxOptions{ReadOnly: !write && db.dialect == Postgres}
 	stx, err := pool.BeginTx(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if write && db.dialect == Postgres && ctx.Value(relaxedKey{}) != nil {
+		if _, err := stx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
+			_ = stx.Rollback()
+			return fmt.Errorf("relax durability: %w", err)
+		}
 	}
 	tx := &Tx{tx: stx, db: db}
 	defer func() {
