@@ -217,6 +217,9 @@ func auditCmd() *cobra.Command {
 				return errors.New("the audit log was tampered with or damaged: see BROKEN lines")
 			}
 			fmt.Fprintf(out, "ok: %d chains, %d events, every link verified\n", res.Chains, res.Events)
+			if res.Pending > 0 {
+				fmt.Fprintf(out, "%d recorded device events await chaining; a running server seals them within a second\n", res.Pending)
+			}
 			return nil
 		},
 	}

@@ -117,6 +117,13 @@ type Tx interface {
 	AuditHeads(ctx context.Context) ([]Head, error)
 	// ScanAudit calls fn for every event of org in Seq order.
 	ScanAudit(ctx context.Context, orgID string, fn func(Event) error) error
+
+	// SealAudit chains up to max pending events of org (recorded by
+	// high-volume device traffic) and reports how many it sealed.
+	SealAudit(ctx context.Context, orgID string, max int) (int, error)
+	PendingAuditOrgs(ctx context.Context, limit int) ([]string, error)
+	// CountPendingAudit counts unsealed events of org, or of all orgs for "".
+	CountPendingAudit(ctx context.Context, orgID string) (int64, error)
 }
 
 // Store runs functions in read or write transactions.
@@ -142,6 +149,10 @@ func (s *Service) List(ctx context.Context, p access.Principal, q Query) ([]Even
 		return nil, 0, err
 	}
 	q.OrgID = p.OrgID
+	// Show what devices did a moment ago too: chain it first.
+	if err := sealOrg(ctx, s.store, p.OrgID); err != nil {
+		return nil, 0, err
+	}
 	if q.Limit <= 0 || q.Limit > MaxPage {
 		q.Limit = MaxPage
 	}

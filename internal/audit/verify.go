@@ -27,6 +27,9 @@ type Result struct {
 	Events int64
 	// Breaks holds the first break of each broken chain, empty when intact.
 	Breaks []Break
+	// Pending counts recorded events not yet chained (device traffic; a
+	// running server seals them within a second).
+	Pending int64
 }
 
 // Verify recomputes every chain in s and reports the first broken link of
@@ -37,6 +40,9 @@ func Verify(ctx context.Context, s Store) (Result, error) {
 	err := s.Read(ctx, func(tx Tx) error {
 		heads, err := tx.AuditHeads(ctx)
 		if err != nil {
+			return err
+		}
+		if res.Pending, err = tx.CountPendingAudit(ctx, ""); err != nil {
 			return err
 		}
 		for _, h := range heads {

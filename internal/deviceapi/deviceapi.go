@@ -54,10 +54,10 @@ func New(id *identity.Service, checkins *inventory.Checkins, c clock.Clock, log 
 	return s
 }
 
-// ServeHTTP serves /device/v1/. Device writes are re-sent by devices, so
-// they need not wait for a WAL flush (see store.RelaxedDurability).
+// ServeHTTP serves /device/v1/. Its writes are device reports, which
+// devices re-send (see store.DeviceTraffic).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mux.ServeHTTP(w, r.WithContext(store.RelaxedDurability(r.Context())))
+	s.mux.ServeHTTP(w, r.WithContext(store.DeviceTraffic(r.Context())))
 }
 
 type statusErr struct {

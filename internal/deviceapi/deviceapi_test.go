@@ -216,6 +216,9 @@ func (d *device) checkin(req any) result {
 
 func (f *fleet) auditEvents() int64 {
 	f.t.Helper()
+	if _, err := audit.SealPending(context.Background(), f.db.Audit()); err != nil {
+		f.t.Fatal(err)
+	}
 	res, err := audit.Verify(context.Background(), f.db.Audit())
 	if err != nil || len(res.Breaks) > 0 {
 		f.t.Fatalf("audit: %+v %v", res, err)

@@ -177,6 +177,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.housekeeping(ctx)
 	checkinsDone := make(chan struct{})
 	go func() { s.checkins.Run(ctx); close(checkinsDone) }()
+	sealerDone := make(chan struct{})
+	go func() { audit.RunSealer(ctx, s.db.Audit(), 200*time.Millisecond, s.log); close(sealerDone) }()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "version", s.cfg.Version)
@@ -202,6 +204,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	<-checkinsDone // the last batch of last-seen updates is written
+	<-sealerDone   // and every recorded audit event is chained
 	s.log.Info("stopped")
 	return nil
 }

@@ -22,6 +22,17 @@ func (tx *Tx) AppendAudit(ctx context.Context, r audit.Record) (audit.Event, err
 	if string(details) == "null" {
 		details = []byte("{}")
 	}
+	e := audit.Event{OrgID: r.OrgID, ID: id.New(), At: tx.db.clock.Now(), Actor: r.Actor, Action: r.Action,
+		TargetType: r.TargetType, TargetID: r.TargetID, Details: details}
+	if isDeviceTraffic(ctx) {
+		// Recorded with the change, chained by SealAudit (Seq 0 until then).
+		if _, err := tx.exec(ctx, `INSERT INTO audit_pending (id, org_id, at, actor_kind, actor_id, actor_name, action,
+			target_type, target_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+			e.ID, e.OrgID, us(e.At), e.Actor.Kind, e.Actor.ID, e.Actor.Name, e.Action, e.TargetType, e.TargetID, string(details)); err != nil {
+			return audit.Event{}, fmt.Errorf("audit %s: %w", r.Action, err)
+		}
+		return e, nil
+	}
 	// One statement creates or bumps the head and returns the previous
 	// hash: the row lock it takes is held to commit, so the fewer round
 	// trips after it, the more appends per second one org sustains.
@@ -33,21 +44,78 @@ func (tx *Tx) AppendAudit(ctx context.Context, r audit.Record) (audit.Event, err
 		return audit.Event{}, fmt.Errorf("audit %s: advance chain head: %w", r.Action, err)
 	}
 	prev.Seq--
-	e := audit.Event{OrgID: r.OrgID, ID: id.New(), At: tx.db.clock.Now(), Actor: r.Actor, Action: r.Action,
-		TargetType: r.TargetType, TargetID: r.TargetID, Details: details}
 	if err := audit.Seal(&e, prev); err != nil {
 		return audit.Event{}, err
 	}
+	return e, tx.insertEvent(ctx, e)
+}
+
+func (tx *Tx) insertEvent(ctx context.Context, e audit.Event) error {
 	if _, err := tx.exec(ctx, `INSERT INTO audit_events (org_id, seq, id, at, actor_kind, actor_id, actor_name, action,
 		target_type, target_id, details, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		e.OrgID, e.Seq, e.ID, us(e.At), e.Actor.Kind, e.Actor.ID, e.Actor.Name, e.Action,
 		e.TargetType, e.TargetID, string(e.Details), e.PrevHash, e.Hash); err != nil {
-		return audit.Event{}, fmt.Errorf("audit %s: %w", r.Action, err)
+		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
-	if _, err := tx.exec(ctx, "UPDATE audit_heads SET hash = $2 WHERE org_id = $1", e.OrgID, e.Hash); err != nil {
-		return audit.Event{}, fmt.Errorf("audit %s: %w", r.Action, err)
+	if _, err := tx.exec(ctx, "UPDATE audit_heads SET seq = $2, hash = $3 WHERE org_id = $1", e.OrgID, e.Seq, e.Hash); err != nil {
+		return fmt.Errorf("audit %s: %w", e.Action, err)
 	}
-	return e, nil
+	return nil
+}
+
+// SealAudit chains pending events of org into audit_events, oldest id
+// first, up to max of them, and reports how many it sealed. Holding the
+// org's head row lock for a whole batch turns thousands of device events
+// into one short critical section. Concurrent sealers (replicas) queue on
+// that lock and then find the rows already gone.
+func (tx *Tx) SealAudit(ctx context.Context, orgID string, max int) (int, error) {
+	var head audit.Head
+	head.OrgID = orgID
+	if err := tx.tx.QueryRowContext(ctx, `INSERT INTO audit_heads (org_id, seq, hash) VALUES ($1, 0, '')
+		ON CONFLICT (org_id) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash`, orgID).Scan(&head.Seq, &head.Hash); err != nil {
+		return 0, fmt.Errorf("seal audit of %s: lock chain head: %w", orgID, err)
+	}
+	pending, err := list(ctx, tx, "pending audit events", func(scan func(...any) error) (audit.Event, error) {
+		var e audit.Event
+		var at int64
+		var details string
+		err := scan(&e.ID, &e.OrgID, &at, &e.Actor.Kind, &e.Actor.ID, &e.Actor.Name, &e.Action, &e.TargetType, &e.TargetID, &details)
+		e.At, e.Details = fromUS(at), json.RawMessage(details)
+		return e, err
+	}, `SELECT id, org_id, at, actor_kind, actor_id, actor_name, action, target_type, target_id, details
+		FROM audit_pending WHERE org_id = $1 ORDER BY id LIMIT $2`, orgID, max)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range pending {
+		if err := audit.Seal(&e, head); err != nil {
+			return 0, err
+		}
+		if err := tx.insertEvent(ctx, e); err != nil {
+			return 0, err
+		}
+		if _, err := tx.exec(ctx, "DELETE FROM audit_pending WHERE id = $1", e.ID); err != nil {
+			return 0, fmt.Errorf("seal audit: %w", err)
+		}
+		head = audit.Head{OrgID: orgID, Seq: e.Seq, Hash: e.Hash}
+	}
+	return len(pending), nil
+}
+
+// PendingAuditOrgs lists organizations with events waiting to be sealed.
+func (tx *Tx) PendingAuditOrgs(ctx context.Context, limit int) ([]string, error) {
+	return list(ctx, tx, "pending audit orgs", func(scan func(...any) error) (string, error) {
+		var s string
+		err := scan(&s)
+		return s, err
+	}, "SELECT DISTINCT org_id FROM audit_pending ORDER BY org_id LIMIT $1", limit)
+}
+
+// CountPendingAudit counts events of org (all orgs when empty) not yet sealed.
+func (tx *Tx) CountPendingAudit(ctx context.Context, orgID string) (int64, error) {
+	var n int64
+	err := tx.tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM audit_pending WHERE $1 = '' OR org_id = $1", orgID).Scan(&n)
+	return n, err
 }
 
 const eventCols = "org_id, seq, id, at, actor_kind, actor_id, actor_name, action, target_type, target_id, details, prev_hash, hash"

@@ -61,7 +61,8 @@ func TestContract(t *testing.T) {
 		{"AuditTamper", testAuditTamper},
 		{"Idempotency", testIdempotency},
 		{"WriteRollsBack", testWriteRollsBack},
-		{"RelaxedDurability", testRelaxedDurability},
+		{"DeviceTrafficDurability", testDeviceTrafficDurability},
+		{"AuditDeferred", testAuditDeferred},
 	}
 	for _, d := range storetest.Dialects(t) {
 		t.Run(string(d), func(t *testing.T) {
@@ -475,14 +476,14 @@ func testWriteRollsBack(t *testing.T, db *store.DB) {
 	}
 }
 
-func testRelaxedDurability(t *testing.T, db *store.DB) {
+func testDeviceTrafficDurability(t *testing.T, db *store.DB) {
 	if db.Dialect() != store.Postgres {
 		return // SQLite WAL with synchronous=NORMAL never waits per commit
 	}
 	for _, c := range []struct {
 		ctx  context.Context
 		want string
-	}{{context.Background(), "on"}, {store.RelaxedDurability(context.Background()), "off"}} {
+	}{{context.Background(), "on"}, {store.DeviceTraffic(context.Background()), "off"}} {
 		var got string
 		if err := db.Write(c.ctx, func(tx *store.Tx) error {
 			var err error
@@ -494,5 +495,83 @@ func testRelaxedDurability(t *testing.T, db *store.DB) {
 		if got != c.want {
 			t.Fatalf("synchronous_commit = %q, want %q", got, c.want)
 		}
+	}
+}
+
+// testAuditDeferred: device-traffic events are recorded with their change,
+// invisible to the chain until sealed, then chained in order exactly once,
+// even with concurrent writers and sealers.
+func testAuditDeferred(t *testing.T, db *store.DB) {
+	ctx := store.DeviceTraffic(context.Background())
+	appendN(t, db, "o", 2, "user.create") // synchronous events first
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				errs <- db.Write(ctx, func(tx *store.Tx) error {
+					e, err := tx.AppendAudit(ctx, audit.Record{OrgID: "o", Actor: access.System("dev"), Action: "device.software",
+						TargetID: fmt.Sprint(g, i)})
+					if err == nil && e.Seq != 0 {
+						err = fmt.Errorf("deferred event got seq %d before sealing", e.Seq)
+					}
+					return err
+				})
+			}
+		}()
+	}
+	// A failed device write leaves no pending event either.
+	errs <- func() error {
+		err := db.Write(ctx, func(tx *store.Tx) error {
+			if _, err := tx.AppendAudit(ctx, audit.Record{OrgID: "o", Actor: access.System("dev"), Action: "device.ghost"}); err != nil {
+				return err
+			}
+			return errors.New("rolled back")
+		})
+		if err == nil {
+			return errors.New("write did not fail")
+		}
+		return nil
+	}()
+	// Sealers run while writers write.
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 5 {
+				if _, err := audit.SealPending(context.Background(), db.Audit()); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := audit.SealPending(context.Background(), db.Audit()); err != nil {
+		t.Fatal(err)
+	}
+	res := verify(t, db)
+	if res.Events != 42 || res.Pending != 0 || len(res.Breaks) != 0 {
+		t.Fatalf("after sealing: %+v, want 42 chained events, none pending", res)
+	}
+	seen := map[string]bool{}
+	err := db.Audit().Read(context.Background(), func(tx audit.Tx) error {
+		return tx.ScanAudit(context.Background(), "o", func(e audit.Event) error {
+			if e.Action == "device.ghost" || seen[e.TargetID+e.Action] {
+				return fmt.Errorf("event %s %s sealed twice or from a rolled-back write", e.Action, e.TargetID)
+			}
+			seen[e.TargetID+e.Action] = true
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

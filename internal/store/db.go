@@ -189,21 +189,26 @@ func (db *DB) Write(ctx context.Context, fn func(*Tx) error) error {
 	return err
 }
 
-// relaxedKey marks a context whose writes may skip waiting for the WAL
-// flush at commit.
-type relaxedKey struct{}
+// deviceTrafficKey marks a context whose writes are device reports.
+type deviceTrafficKey struct{}
 
-// RelaxedDurability marks writes made under ctx as re-sendable: on
-// PostgreSQL they commit without waiting for the WAL flush
-// (synchronous_commit = off). A crash can then lose the last fraction of a
-// second of such commits — whole transactions, never half of one, so the
-// audit chain stays intact. Use it only for what a device reports and will
-// report again (enrollment is idempotent and agents re-enroll when the
-// server forgets them; check-ins repeat). SQLite in WAL mode with
-// synchronous=NORMAL already behaves so.
-func RelaxedDurability(ctx context.Context) context.Context {
-	return context.WithValue(ctx, relaxedKey{}, true)
+// DeviceTraffic marks writes made under ctx as device reports, which
+// devices send again if they are lost. Two things follow:
+//
+//   - On PostgreSQL they commit without waiting for the WAL flush
+//     (synchronous_commit = off). A crash can lose the last fraction of a
+//     second of them — whole transactions, never half of one. Enrollment
+//     is idempotent and agents re-enroll when the server forgets them;
+//     check-ins repeat. SQLite in WAL mode with synchronous=NORMAL already
+//     behaves so.
+//   - Their audit events go to audit_pending in the same transaction and
+//     are chained by SealAudit shortly after, so thousands of devices do
+//     not queue on their organization's chain head.
+func DeviceTraffic(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deviceTrafficKey{}, true)
 }
+
+func isDeviceTraffic(ctx context.Context) bool { return ctx.Value(deviceTrafficKey{}) != nil }
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, write bool, fn func(*Tx) error) (err error) {
 	opts := &sql.TxOptions{ReadOnly: !write && db.dialect == Postgres}
@@ -211,7 +216,7 @@ func (db *DB) run(ctx context.Context, pool *sql.DB, write bool, fn func(*Tx) er
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if write && db.dialect == Postgres && ctx.Value(relaxedKey{}) != nil {
+	if write && db.dialect == Postgres && isDeviceTraffic(ctx) {
 		if _, err := stx.ExecContext(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
 			_ = stx.Rollback()
 			return fmt.Errorf("relax durability: %w", err)
