@@ -119,9 +119,11 @@ type device struct {
 	token  string
 }
 
-func (f *fleet) newDevice(serial string) *device {
+func (f *fleet) newDevice(serial string) *device { return f.newDeviceAlg(serial, agentid.Ed25519) }
+
+func (f *fleet) newDeviceAlg(serial string, alg agentid.Algorithm) *device {
 	f.t.Helper()
-	id, _, err := agentid.LoadOrCreate(f.t.TempDir(), agentid.Ed25519)
+	id, err := agentid.Generate(alg)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -293,6 +295,12 @@ func TestEnrollmentTokensAndPreauthorization(t *testing.T) {
 	a, b, c := f.newDevice("A"), f.newDevice("B"), f.newDevice("C")
 	want(t, a.enroll("", tok.Secret), 200, "")
 	want(t, a.auth(), 200, "")
+	// Secure-element devices use ECDSA P-256 keys.
+	se := f.newDeviceAlg("SE-1", agentid.ECDSAP256)
+	f.adminDo("POST", "/api/v1/orgs/acme/preauthorizations", f.admin, identity.PreauthorizeRequest{KeyIDs: []string{se.id.KeyID()}}, 201)
+	want(t, se.enroll("acme", ""), 200, "")
+	want(t, se.auth(), 200, "")
+	want(t, se.checkin(report("1.0.0", 90)), 200, "")
 	want(t, b.enroll("", tok.Secret), 200, "")
 	want(t, c.enroll("", tok.Secret), 401, "") // used up
 	// A token of one org does not enroll into another.
