@@ -15,6 +15,7 @@ import (
 
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/clock"
+	"github.com/steward-iot/steward/internal/paging"
 )
 
 // Record is a change to be appended.
@@ -138,9 +139,6 @@ type Service struct{ store Store }
 // NewService returns an audit query service over s.
 func NewService(s Store) *Service { return &Service{store: s} }
 
-// MaxPage bounds one page of events.
-const MaxPage = 500
-
 // List returns a page of the principal's organization's events, newest
 // first, and the BeforeSeq of the next page (0 on the last). The org is
 // always the principal's: no query reaches another tenant.
@@ -153,9 +151,7 @@ func (s *Service) List(ctx context.Context, p access.Principal, q Query) ([]Even
 	if err := sealOrg(ctx, s.store, p.OrgID); err != nil {
 		return nil, 0, err
 	}
-	if q.Limit <= 0 || q.Limit > MaxPage {
-		q.Limit = MaxPage
-	}
+	q.Limit = paging.Limit(q.Limit)
 	limit := q.Limit
 	q.Limit++
 	var out []Event

@@ -22,6 +22,7 @@ import (
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/id"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/paging"
 	"github.com/steward-iot/steward/internal/problem"
 )
 
@@ -34,7 +35,6 @@ const (
 
 	enrollmentSecretPrefix = "set_"
 	tokenMACSecret         = "device-token-mac"
-	maxPage                = 500
 )
 
 // Service implements device enrollment, authentication and status changes.
@@ -140,14 +140,14 @@ func (s *Service) ListEnrollmentTokens(ctx context.Context, p access.Principal, 
 	if err := p.Require(access.DeviceRead); err != nil {
 		return nil, "", err
 	}
-	limit = clamp(limit)
+	limit = paging.Limit(limit)
 	var ts []EnrollmentToken
 	err := s.store.Read(ctx, func(tx Tx) error {
 		var err error
 		ts, err = tx.ListEnrollmentTokens(ctx, p.OrgID, after, limit+1)
 		return err
 	})
-	ts, next := trim(ts, limit, func(t EnrollmentToken) string { return t.ID })
+	ts, next := paging.Trim(ts, limit, func(t EnrollmentToken) string { return t.ID })
 	return ts, next, err
 }
 
@@ -579,18 +579,4 @@ func (s *Service) ChangeStatus(ctx context.Context, p access.Principal, action s
 		out = append(out, r)
 	}
 	return out, nil
-}
-
-func clamp(n int) int {
-	if n <= 0 || n > maxPage {
-		return maxPage
-	}
-	return n
-}
-
-func trim[T any](items []T, limit int, key func(T) string) ([]T, string) {
-	if len(items) > limit {
-		return items[:limit], key(items[limit-1])
-	}
-	return items, ""
 }

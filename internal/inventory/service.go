@@ -18,10 +18,9 @@ import (
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/id"
 	"github.com/steward-iot/steward/internal/inventory/query"
+	"github.com/steward-iot/steward/internal/paging"
 	"github.com/steward-iot/steward/internal/problem"
 )
-
-const maxPage = 500
 
 // Service implements products, device inventory, groups and version tracking.
 type Service struct {
@@ -38,23 +37,6 @@ func NewService(s Store, c clock.Clock) *Service {
 }
 
 var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
-
-func clamp(n int) int {
-	if n <= 0 || n > maxPage {
-		return maxPage
-	}
-	return n
-}
-
-func trim[T any](items []T, limit int, key func(T) string) ([]T, string) {
-	if len(items) > limit {
-		return items[:limit], key(items[limit-1])
-	}
-	if items == nil {
-		items = []T{}
-	}
-	return items, ""
-}
 
 func printable(field, v string, max int) error {
 	if strings.TrimSpace(v) == "" || len(v) > max || strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
@@ -120,14 +102,14 @@ func (s *Service) ListProducts(ctx context.Context, p access.Principal, after st
 	if err := p.Require(access.ProductRead); err != nil {
 		return nil, "", err
 	}
-	limit = clamp(limit)
+	limit = paging.Limit(limit)
 	var ps []Product
 	err := s.store.Read(ctx, func(tx Tx) error {
 		var err error
 		ps, err = tx.ListProducts(ctx, p.OrgID, after, limit+1)
 		return err
 	})
-	ps, next := trim(ps, limit, func(p Product) string { return p.ID })
+	ps, next := paging.Trim(ps, limit, func(p Product) string { return p.ID })
 	return ps, next, err
 }
 
@@ -169,7 +151,7 @@ func (s *Service) ListDevices(ctx context.Context, p access.Principal, dq Device
 	if err := p.Require(access.DeviceRead); err != nil {
 		return nil, "", err
 	}
-	limit := clamp(dq.Limit)
+	limit := paging.Limit(dq.Limit)
 	var out []Device
 	err := s.store.Read(ctx, func(tx Tx) error {
 		cond, err := s.condition(ctx, tx, p.OrgID, dq)
@@ -179,7 +161,7 @@ func (s *Service) ListDevices(ctx context.Context, p access.Principal, dq Device
 		out, err = tx.ListDevices(ctx, DeviceFilter{OrgID: p.OrgID, Cond: cond, After: dq.After, Limit: limit + 1})
 		return err
 	})
-	out, next := trim(out, limit, func(d Device) string { return d.ID })
+	out, next := paging.Trim(out, limit, func(d Device) string { return d.ID })
 	return out, next, err
 }
 
@@ -347,14 +329,14 @@ func (s *Service) ListGroups(ctx context.Context, p access.Principal, after stri
 	if err := p.Require(access.DeviceRead); err != nil {
 		return nil, "", err
 	}
-	limit = clamp(limit)
+	limit = paging.Limit(limit)
 	var gs []Group
 	err := s.store.Read(ctx, func(tx Tx) error {
 		var err error
 		gs, err = tx.ListGroups(ctx, p.OrgID, after, limit+1)
 		return err
 	})
-	gs, next := trim(gs, limit, func(g Group) string { return g.ID })
+	gs, next := paging.Trim(gs, limit, func(g Group) string { return g.ID })
 	return gs, next, err
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/id"
+	"github.com/steward-iot/steward/internal/paging"
 	"github.com/steward-iot/steward/internal/problem"
 )
 
@@ -21,8 +22,6 @@ import (
 const (
 	DefaultTokenTTL = 90 * 24 * time.Hour
 	MaxTokenTTL     = 2 * 365 * 24 * time.Hour
-	// MaxPage bounds one page of any list.
-	MaxPage = 500
 )
 
 // Service implements organization, user and token management.
@@ -49,22 +48,8 @@ type Page[T any] struct {
 
 // page trims a list fetched with limit+1 rows into a Page.
 func page[T any](items []T, limit int, idOf func(T) string) Page[T] {
-	p := Page[T]{Items: items}
-	if len(items) > limit {
-		p.Items = items[:limit]
-		p.Next = idOf(items[limit-1])
-	}
-	if p.Items == nil {
-		p.Items = []T{}
-	}
-	return p
-}
-
-func clampLimit(n int) int {
-	if n <= 0 || n > MaxPage {
-		return MaxPage
-	}
-	return n
+	items, next := paging.Trim(items, limit, idOf)
+	return Page[T]{Items: items, Next: next}
 }
 
 var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -167,7 +152,7 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (access.Princ
 func (s *Service) InstanceOrg(ctx context.Context) (Org, error) {
 	var org Org
 	err := s.store.Read(ctx, func(tx Tx) error {
-		orgs, err := tx.ListOrgs(ctx, "", MaxPage)
+		orgs, err := tx.ListOrgs(ctx, "", paging.MaxLimit)
 		for _, o := range orgs {
 			if o.Instance {
 				org = o
@@ -215,7 +200,7 @@ func (s *Service) ListOrgs(ctx context.Context, p access.Principal, after string
 	if err := p.Require(access.OrgRead); err != nil {
 		return Page[Org]{}, err
 	}
-	limit = clampLimit(limit)
+	limit = paging.Limit(limit)
 	var orgs []Org
 	err := s.store.Read(ctx, func(tx Tx) error {
 		if p.Instance && p.Role == access.RoleAdmin {
@@ -337,7 +322,7 @@ func (s *Service) ListUsers(ctx context.Context, p access.Principal, after strin
 	if err := p.Require(access.UserRead); err != nil {
 		return Page[User]{}, err
 	}
-	limit = clampLimit(limit)
+	limit = paging.Limit(limit)
 	var us []User
 	err := s.store.Read(ctx, func(tx Tx) error {
 		var err error
@@ -477,7 +462,7 @@ func (s *Service) ListTokens(ctx context.Context, p access.Principal, after stri
 	if err := p.Require(access.TokenRead); err != nil {
 		return Page[Token]{}, err
 	}
-	limit = clampLimit(limit)
+	limit = paging.Limit(limit)
 	var ts []Token
 	err := s.store.Read(ctx, func(tx Tx) error {
 		var err error
