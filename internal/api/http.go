@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/steward-iot/steward/internal/access"
+	"github.com/steward-iot/steward/internal/paging"
 	"github.com/steward-iot/steward/internal/problem"
 )
 
@@ -181,7 +182,7 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 // key seen), so the key format can change without breaking them.
 const (
 	defaultLimit = 100
-	maxLimit     = 500
+	maxLimit     = paging.MaxLimit
 )
 
 type pageQuery struct {
