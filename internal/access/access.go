@@ -41,17 +41,19 @@ const (
 	DeviceRead   Permission = "device.read"
 	DeviceWrite  Permission = "device.write" // accept, reject, revoke, tags, groups
 	EnrollWrite  Permission = "enroll.write" // enrollment tokens, pre-authorizations
+	ReleaseRead  Permission = "release.read"
+	ReleaseWrite Permission = "release.write" // upload artifacts, create releases
 )
 
 // grants is the role → permission table. Auditors read everything and
 // change nothing; only admins manage people and credentials.
 var grants = map[Role][]Permission{
 	RoleAdmin: {OrgRead, OrgCreate, UserRead, UserWrite, TokenRead, TokenWrite, AuditRead,
-		ProductRead, ProductWrite, DeviceRead, DeviceWrite, EnrollWrite},
-	RoleReleaseManager:  {OrgRead, ProductRead, ProductWrite, DeviceRead},
-	RoleSecurityOfficer: {OrgRead, AuditRead, ProductRead, DeviceRead},
-	RoleOperator:        {OrgRead, ProductRead, DeviceRead, DeviceWrite, EnrollWrite},
-	RoleAuditor:         {OrgRead, UserRead, TokenRead, AuditRead, ProductRead, DeviceRead},
+		ProductRead, ProductWrite, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead, ReleaseWrite},
+	RoleReleaseManager:  {OrgRead, ProductRead, ProductWrite, DeviceRead, ReleaseRead, ReleaseWrite},
+	RoleSecurityOfficer: {OrgRead, AuditRead, ProductRead, DeviceRead, ReleaseRead},
+	RoleOperator:        {OrgRead, ProductRead, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead},
+	RoleAuditor:         {OrgRead, UserRead, TokenRead, AuditRead, ProductRead, DeviceRead, ReleaseRead},
 }
 
 // Valid reports whether r is a known role.

@@ -12,6 +12,7 @@ import (
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
@@ -19,7 +20,7 @@ import (
 
 const (
 	admin    = access.RoleAdmin
-	release  = access.RoleReleaseManager
+	relmgr   = access.RoleReleaseManager
 	security = access.RoleSecurityOfficer
 	operator = access.RoleOperator
 	auditor  = access.RoleAuditor
@@ -28,10 +29,10 @@ const (
 // allowed is written out by hand, not derived from access's table, so a
 // change to either one shows up here as a failure to look at.
 var allowed = map[string][]access.Role{
-	"whoami":      {admin, release, security, operator, auditor},
-	"listOrgs":    {admin, release, security, operator, auditor},
+	"whoami":      {admin, relmgr, security, operator, auditor},
+	"listOrgs":    {admin, relmgr, security, operator, auditor},
 	"createOrg":   {}, // instance admins only: checked separately
-	"getOrg":      {admin, release, security, operator, auditor},
+	"getOrg":      {admin, relmgr, security, operator, auditor},
 	"listUsers":   {admin, auditor},
 	"createUser":  {admin},
 	"getUser":     {admin, auditor},
@@ -42,30 +43,40 @@ var allowed = map[string][]access.Role{
 	"revokeToken": {admin},
 	"listAudit":   {admin, security, auditor},
 
-	"listProducts":          {admin, release, security, operator, auditor},
-	"createProduct":         {admin, release},
-	"getProduct":            {admin, release, security, operator, auditor},
-	"productVersions":       {admin, release, security, operator, auditor},
-	"listEnrollmentTokens":  {admin, release, security, operator, auditor},
+	"listProducts":          {admin, relmgr, security, operator, auditor},
+	"createProduct":         {admin, relmgr},
+	"getProduct":            {admin, relmgr, security, operator, auditor},
+	"productVersions":       {admin, relmgr, security, operator, auditor},
+	"listEnrollmentTokens":  {admin, relmgr, security, operator, auditor},
 	"createEnrollmentToken": {admin, operator},
 	"revokeEnrollmentToken": {admin, operator},
 	"preauthorize":          {admin, operator},
-	"listDevices":           {admin, release, security, operator, auditor},
-	"exportDevices":         {admin, release, security, operator, auditor},
-	"getDevice":             {admin, release, security, operator, auditor},
+	"listDevices":           {admin, relmgr, security, operator, auditor},
+	"exportDevices":         {admin, relmgr, security, operator, auditor},
+	"getDevice":             {admin, relmgr, security, operator, auditor},
 	"setDeviceTags":         {admin, operator},
 	"acceptDevices":         {admin, operator},
 	"rejectDevices":         {admin, operator},
 	"revokeDevices":         {admin, operator},
-	"listGroups":            {admin, release, security, operator, auditor},
+	"listGroups":            {admin, relmgr, security, operator, auditor},
 	"createGroup":           {admin, operator},
 	"addGroupMembers":       {admin, operator},
+
+	"uploadArtifact":    {admin, relmgr},
+	"listArtifacts":     {admin, relmgr, security, operator, auditor},
+	"getArtifact":       {admin, relmgr, security, operator, auditor},
+	"downloadArtifact":  {admin, relmgr, security, operator, auditor},
+	"createRelease":     {admin, relmgr},
+	"listReleases":      {admin, relmgr, security, operator, auditor},
+	"getRelease":        {admin, relmgr, security, operator, auditor},
+	"releaseComponents": {admin, relmgr, security, operator, auditor},
 }
 
 // victims are fresh objects per case, so state-changing calls have a
 // target whose survival can be checked.
 type victims struct {
 	userID, tokenID, productID, deviceID, groupID, enrollTokenID string
+	artifactID, releaseID                                        string
 }
 
 func (e *env) newVictims(slug string, n int) victims {
@@ -93,8 +104,17 @@ func (e *env) newVictims(slug string, n int) victims {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	art, _, err := e.rel.Upload(context.Background(), p, fmt.Sprintf("victim-%d.img", n), strings.NewReader(fmt.Sprintf("%s image %d", slug, n)), "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	rel, err := e.rel.CreateRelease(context.Background(), p, release.CreateReleaseRequest{Product: prod.Slug, Version: "1.0.0",
+		Artifacts: []release.ArtifactRef{{ID: art.ID}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return victims{userID: u.ID, tokenID: tok.ID, productID: prod.ID, groupID: g.ID, enrollTokenID: et.ID,
-		deviceID: e.enrollDevice(slug, fmt.Sprintf("victim-%d", n))}
+		deviceID: e.enrollDevice(slug, fmt.Sprintf("victim-%d", n)), artifactID: art.ID, releaseID: rel.ID}
 }
 
 // pathFor fills a route pattern for org slug and victims v.
@@ -103,10 +123,14 @@ func pathFor(pattern, slug string, v victims) string {
 	for _, kind := range []struct{ segment, id string }{
 		{"/users/", v.userID}, {"/enrollment-tokens/", v.enrollTokenID}, {"/tokens/", v.tokenID},
 		{"/products/", v.productID}, {"/devices/", v.deviceID}, {"/groups/", v.groupID},
+		{"/artifacts/", v.artifactID}, {"/releases/", v.releaseID},
 	} {
 		if strings.Contains(p, kind.segment) {
 			return strings.ReplaceAll(p, "{id}", kind.id)
 		}
+	}
+	if strings.HasSuffix(p, "/artifacts") {
+		return p + "?name=new.img" // uploads are named in the query
 	}
 	return p
 }
@@ -126,6 +150,11 @@ func bodyFor(opID string, n int, v victims) any {
 		return map[string]any{"device_ids": []string{v.deviceID}}
 	case "createGroup":
 		return inventory.CreateGroupRequest{Name: fmt.Sprintf("new-%d", n)}
+	case "uploadArtifact":
+		return fmt.Sprintf("new image %d", n)
+	case "createRelease":
+		return release.CreateReleaseRequest{Product: fmt.Sprintf("v%d", n%10000), Version: fmt.Sprintf("9.%d", n),
+			Artifacts: []release.ArtifactRef{{ID: v.artifactID}}}
 	case "createOrg":
 		return tenancy.CreateOrgRequest{Slug: fmt.Sprintf("new-%d", n), Name: "New"}
 	case "createUser":
@@ -171,7 +200,8 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 					mine, theirs := e.newVictims(own, n), e.newVictims(other, n)
 					tok := e.tokens[own][role]
 					may := slices.Contains(allowed[op.ID], role) || (op.ID == "createOrg" && instanceAdmin)
-					foreignIDs := []string{e.orgs[other].ID, theirs.userID, theirs.tokenID, theirs.productID, theirs.deviceID, theirs.groupID, theirs.enrollTokenID}
+					foreignIDs := []string{e.orgs[other].ID, theirs.userID, theirs.tokenID, theirs.productID, theirs.deviceID, theirs.groupID,
+						theirs.enrollTokenID, theirs.artifactID, theirs.releaseID}
 
 					// 1. Own organization, own objects.
 					before := e.auditCounts()

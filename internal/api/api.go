@@ -22,6 +22,7 @@ import (
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/openapi"
+	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/tenancy"
 )
 
@@ -34,6 +35,7 @@ type Deps struct {
 	// leaves those routes out.
 	Inventory *inventory.Service
 	Identity  *identity.Service
+	Release   *release.Service
 	// Device serves the device API under /device/v1/ (its own auth).
 	Device http.Handler
 	// Ready reports whether backing stores answer (for /readyz).
@@ -53,6 +55,7 @@ type Server struct {
 	idem      idempotency.Store
 	inventory *inventory.Service
 	identity  *identity.Service
+	release   *release.Service
 	ready     func(context.Context) error
 	log       *slog.Logger
 	clock     clock.Clock
@@ -65,10 +68,13 @@ type Server struct {
 
 // New builds the API and its route table.
 func New(d Deps) (*Server, error) {
-	s := &Server{tenancy: d.Tenancy, audit: d.Audit, idem: d.Idempotency, inventory: d.Inventory, identity: d.Identity, ready: d.Ready, log: d.Log,
+	s := &Server{tenancy: d.Tenancy, audit: d.Audit, idem: d.Idempotency, inventory: d.Inventory, identity: d.Identity, release: d.Release, ready: d.Ready, log: d.Log,
 		clock: d.Clock, version: d.Version, maxBody: d.MaxBody}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
+	}
+	if s.version == "" {
+		s.version = "dev"
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -111,6 +117,8 @@ type route struct {
 	crossOrg bool
 	// idempotent creates honour Idempotency-Key.
 	idempotent bool
+	// rawBody routes stream the request body themselves (uploads).
+	rawBody bool
 }
 
 // Operations returns the documented operations, for the OpenAPI document.
@@ -247,12 +255,14 @@ func (s *Server) wrap(rt route) http.Handler {
 				return
 			}
 		}
-		body, err := s.readBody(w, r)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
+		var body []byte
+		if !rt.rawBody {
+			if body, err = s.readBody(w, r); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
 		}
-		c := &call{r: r, p: p, body: body}
+		c := &call{r: r, p: p, body: body, w: w}
 		if key := r.Header.Get("Idempotency-Key"); key != "" && rt.idempotent {
 			s.idempotent(w, c, key, func(w http.ResponseWriter) { s.respond(w, c, rt, status) })
 			return

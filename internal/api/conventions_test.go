@@ -129,8 +129,8 @@ func TestAuthentication(t *testing.T) {
 	check("revoked", e.do("GET", path, tok2.Secret, nil), "revoked")
 
 	// A disabled person's tokens die with the account.
-	u, _ := e.ten.CreateUser(t.Context(), admin, tenancy.CreateUserRequest{Email: "bo@example.com", Name: "Bo", Role: release})
-	ut, err := e.ten.CreateToken(t.Context(), admin, tenancy.CreateTokenRequest{Name: "bo", Role: release, UserID: u.ID})
+	u, _ := e.ten.CreateUser(t.Context(), admin, tenancy.CreateUserRequest{Email: "bo@example.com", Name: "Bo", Role: relmgr})
+	ut, err := e.ten.CreateToken(t.Context(), admin, tenancy.CreateTokenRequest{Name: "bo", Role: relmgr, UserID: u.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestIdempotencyKey(t *testing.T) {
 	e := newEnv(t, store.SQLite)
 	tok := e.tokens["acme"][admin]
 	path := "/api/v1/orgs/acme/tokens"
-	body := tenancy.CreateTokenRequest{Name: "deploy", Role: release}
+	body := tenancy.CreateTokenRequest{Name: "deploy", Role: relmgr}
 	first := e.do("POST", path, tok, body, "Idempotency-Key", "k-1")
 	if first.status != 201 {
 		t.Fatalf("first create: %d %s", first.status, first.body)
@@ -225,7 +225,7 @@ func TestIdempotencyKey(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("%d tokens named deploy after a retried create, want 1", n)
 	}
-	if res := e.do("POST", path, tok, tenancy.CreateTokenRequest{Name: "other", Role: release}, "Idempotency-Key", "k-1"); res.status != 422 {
+	if res := e.do("POST", path, tok, tenancy.CreateTokenRequest{Name: "other", Role: relmgr}, "Idempotency-Key", "k-1"); res.status != 422 {
 		t.Fatalf("same key, different body: %d, want 422", res.status)
 	}
 	// A failed request releases its key: the corrected retry runs.

@@ -17,10 +17,12 @@ import (
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/api"
 	"github.com/steward-iot/steward/internal/audit"
+	"github.com/steward-iot/steward/internal/blob"
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/deviceapi"
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
@@ -34,6 +36,7 @@ type env struct {
 	ten    *tenancy.Service
 	ident  *identity.Service
 	inv    *inventory.Service
+	rel    *release.Service
 	srv    *api.Server
 	ts     *httptest.Server
 	clock  *clock.Fake
@@ -53,13 +56,18 @@ func newEnv(t testing.TB, d store.Dialect) *env {
 	}
 	inv := inventory.NewService(db.Inventory(), c)
 	checkins := inventory.NewCheckins(db.Inventory(), c, inventory.CheckinConfig{}, nil)
+	blobs, err := blob.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := release.NewService(db.Release(), blobs, c, 1<<20)
 	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
-		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, c, nil),
+		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, c, nil), Release: rel,
 		Ready: db.Ping, Clock: c, Version: "test", MaxBody: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, ten: ten, ident: ident, inv: inv, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
+	e := &env{t: t, db: db, ten: ten, ident: ident, inv: inv, rel: rel, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
 		orgs: map[string]tenancy.Org{}, tokens: map[string]map[access.Role]string{}}
 	t.Cleanup(e.ts.Close)
 	ops, secret, created, err := ten.Bootstrap(ctx, "ops", "Operator")

@@ -99,6 +99,7 @@ func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {
 // call is one authenticated API request as handlers see it.
 type call struct {
 	r    *http.Request
+	w    http.ResponseWriter // for raw-body routes that bound their own reads
 	p    access.Principal
 	body []byte
 }

@@ -27,7 +27,7 @@ var (
 // routes is the one list of every endpoint. The OpenAPI document, the
 // ServeMux and the access tests all read it.
 func (s *Server) routes() []route {
-	return append(s.adminRoutes(), s.deviceRoutes()...)
+	return append(append(s.adminRoutes(), s.deviceRoutes()...), s.releaseRoutes()...)
 }
 
 func (s *Server) adminRoutes() []route {

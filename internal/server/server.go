@@ -26,6 +26,7 @@ import (
 	"github.com/steward-iot/steward/internal/idempotency"
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/tenancy"
 )
@@ -43,6 +44,8 @@ type Config struct {
 	Clock           clock.Clock
 	// Checkin paces device check-ins.
 	Checkin inventory.CheckinConfig
+	// MaxArtifact bounds one uploaded artifact (bytes; default 4 GiB).
+	MaxArtifact int64
 	// Demo, when positive, seeds demo products and runs a simulated fleet
 	// of this many devices against the server.
 	Demo int
@@ -128,8 +131,9 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.api, err = api.New(api.Deps{
 		Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
 		Inventory: s.inventory, Identity: ident,
-		Device: deviceapi.New(ident, s.checkins, cfg.Clock, log),
-		Ready:  s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
+		Release: release.NewService(db.Release(), s.blobs, cfg.Clock, cfg.MaxArtifact),
+		Device:  deviceapi.New(ident, s.checkins, cfg.Clock, log),
+		Ready:   s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
 	})
 	if err != nil {
 		db.Close()
