@@ -38,6 +38,9 @@ type Deps struct {
 	Release   *release.Service
 	// Device serves the device API under /device/v1/ (its own auth).
 	Device http.Handler
+	// Mounts are further public handlers by ServeMux pattern (TUF
+	// repositories), served with the same logging and metrics.
+	Mounts map[string]http.Handler
 	// Ready reports whether backing stores answer (for /readyz).
 	Ready    func(context.Context) error
 	Log      *slog.Logger
@@ -101,6 +104,9 @@ func New(d Deps) (*Server, error) {
 	if d.Device != nil {
 		s.mux.Handle("/device/v1/", d.Device)
 	}
+	for pattern, h := range d.Mounts {
+		s.mux.Handle(pattern, h)
+	}
 	return s, nil
 }
 
@@ -158,7 +164,7 @@ func (s *Server) Handler() http.Handler {
 			// Device traffic and probes are the bulk of requests: keep them
 			// out of the info log unless they fail.
 			level := slog.LevelInfo
-			if (strings.HasPrefix(r.URL.Path, "/device/") || !strings.HasPrefix(r.URL.Path, "/api/")) && rec.status < 500 {
+			if (strings.HasPrefix(r.URL.Path, "/device/") || strings.HasPrefix(r.URL.Path, "/tuf/") || !strings.HasPrefix(r.URL.Path, "/api/")) && rec.status < 500 {
 				level = slog.LevelDebug
 			}
 			s.log.Log(r.Context(), level, "request", append(logAttrs(r, reqID),

@@ -109,6 +109,12 @@ func (c *client) send(req *http.Request, out any) (json.RawMessage, error) {
 	if err != nil {
 		return nil, c.transportError(err)
 	}
+	return c.readJSON(req, resp, out)
+}
+
+// readJSON reads and closes the response to req, decoding it as send
+// describes.
+func (c *client) readJSON(req *http.Request, resp *http.Response, out any) (json.RawMessage, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {

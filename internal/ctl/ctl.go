@@ -49,7 +49,7 @@ func Command() *cobra.Command {
 		Short: "Administer a Steward server through its admin API",
 		Long: `ctl administers a running Steward server through its admin HTTP API:
 organizations, users, API tokens, the audit log, products, enrollment,
-devices, device groups and installed versions.
+devices, device groups, installed versions, artifacts and releases.
 
 The API token comes from, in order: --token, STEWARD_TOKEN, --token-file or
 STEWARD_TOKEN_FILE, and finally ./` + defaultTokenFile + `, which
@@ -64,7 +64,8 @@ STEWARD_TOKEN_FILE, and finally ./` + defaultTokenFile + `, which
 	f.BoolVar(&o.json, "json", false, "print the API's JSON objects (a JSON array for lists) instead of tables")
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for each HTTP request")
 	cmd.AddCommand(whoamiCommand(o), orgsCommand(o), usersCommand(o), tokensCommand(o), auditCommand(o),
-		productsCommand(o), enrollTokensCommand(o), devicesCommand(o), groupsCommand(o), versionsCommand(o))
+		productsCommand(o), enrollTokensCommand(o), devicesCommand(o), groupsCommand(o), versionsCommand(o),
+		artifactsCommand(o), releasesCommand(o))
 	return cmd
 }
 

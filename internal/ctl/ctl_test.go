@@ -23,18 +23,23 @@ import (
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/api"
 	"github.com/steward-iot/steward/internal/audit"
+	"github.com/steward-iot/steward/internal/blob"
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/config"
 	"github.com/steward-iot/steward/internal/deviceapi"
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
 )
 
-// testServer is the real admin API over a fresh SQLite database, with the
-// instance org "acme" and its bootstrap admin token.
+// maxTestArtifact is the test server's artifact size limit.
+const maxTestArtifact = 32 << 20
+
+// testServer is the real admin API over a fresh SQLite database and a
+// blob folder, with the instance org "acme" and its bootstrap admin token.
 type testServer struct {
 	url      string
 	secret   string
@@ -53,6 +58,7 @@ type testServer struct {
 type seenRequest struct {
 	method, path, query string
 	header              http.Header
+	contentLength       int64
 }
 
 func newTestServer(t *testing.T) *testServer {
@@ -71,8 +77,13 @@ func newTestServer(t *testing.T) *testServer {
 	}
 	inv := inventory.NewService(db.Inventory(), clock.Real)
 	checkins := inventory.NewCheckins(db.Inventory(), clock.Real, inventory.CheckinConfig{}, nil)
+	blobs, err := blob.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := release.NewService(db.Release(), blobs, clock.Real, maxTestArtifact)
 	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
-		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, clock.Real, nil), Version: "test"})
+		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, clock.Real, nil), Release: rel, Version: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +91,7 @@ func newTestServer(t *testing.T) *testServer {
 	h := srv.Handler()
 	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
-		s.seen = append(s.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone()})
+		s.seen = append(s.seen, seenRequest{r.Method, r.URL.Path, r.URL.RawQuery, r.Header.Clone(), r.ContentLength})
 		lost := s.lostResponse
 		s.mu.Unlock()
 		if lost && r.Method == http.MethodPost {

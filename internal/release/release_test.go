@@ -221,7 +221,13 @@ func testdataSBOM(t *testing.T, name string) []byte {
 }
 
 func TestReleases(t *testing.T) {
-	e := newEnv(t, store.SQLite)
+	for _, d := range storetest.Dialects(t) {
+		t.Run(string(d), func(t *testing.T) { testReleases(t, d) })
+	}
+}
+
+func testReleases(t *testing.T, d store.Dialect) {
+	e := newEnv(t, d)
 	img := e.upload("gw-100-2.4.0.img", strings.NewReader("image 2.4.0"), 201, "")
 	delta := e.upload("gw-100-2.3.0-2.4.0.delta", strings.NewReader("delta"), 201, "")
 	sbomArt := e.upload("sbom.spdx.json", bytes.NewReader(testdataSBOM(t, "balenalib-beaglebone-black-ubuntu-node.ubuntu-22.04.trivy.spdx.json")), 201, "")

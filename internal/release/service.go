@@ -2,6 +2,8 @@ package release
 
 import (
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"github.com/steward-iot/steward/internal/paging"
 	"github.com/steward-iot/steward/internal/problem"
 	"github.com/steward-iot/steward/internal/sbom"
+	"github.com/steward-iot/steward/internal/trust"
 )
 
 // Limits on what a vendor uploads.
@@ -24,13 +27,23 @@ const (
 	MaxSBOM            = 64 << 20 // big container SBOMs run to tens of MB
 )
 
+// Publisher signs a release's artifacts into the organization's update
+// metadata (the TUF image repository).
+type Publisher interface {
+	Publish(ctx context.Context, orgID string, targets []trust.Target) error
+}
+
 // Service implements artifacts and releases.
 type Service struct {
 	store       Store
 	blobs       blob.Store
 	clock       clock.Clock
 	maxArtifact int64
+	publisher   Publisher
 }
+
+// SetPublisher makes new releases signed into update metadata.
+func (s *Service) SetPublisher(p Publisher) { s.publisher = p }
 
 // NewService returns a release service storing content in blobs.
 func NewService(s Store, blobs blob.Store, c clock.Clock, maxArtifact int64) *Service {
@@ -217,6 +230,7 @@ func (s *Service) CreateRelease(ctx context.Context, p access.Principal, req Cre
 	if r.Fixes == nil {
 		r.Fixes = []string{}
 	}
+	var hardwareID string
 	err := s.store.Write(ctx, func(tx Tx) error {
 		prod, err := tx.ProductBySlug(ctx, p.OrgID, req.Product)
 		if problem.Is(err, problem.KindNotFound) {
@@ -241,6 +255,7 @@ func (s *Service) CreateRelease(ctx context.Context, p access.Principal, req Cre
 			}
 			r.Artifacts = append(r.Artifacts, ReleaseArtifact{Artifact: a, Kind: kind, PrecursorSHA256: ref.PrecursorSHA256})
 		}
+		hardwareID = prod.HardwareID
 		max, err := tx.MaxReleaseCounter(ctx, prod.ID)
 		if err != nil {
 			return err
@@ -254,7 +269,39 @@ func (s *Service) CreateRelease(ctx context.Context, p access.Principal, req Cre
 				"release_counter": r.Counter, "artifacts": len(r.Artifacts), "components": len(comps), "fixes": r.Fixes}})
 		return err
 	})
-	return r, err
+	if err != nil || s.publisher == nil {
+		return r, err
+	}
+	// Signing happens after the release is recorded: the metadata store is
+	// the same database, and SQLite has a single writer.
+	if err := s.publisher.Publish(ctx, p.OrgID, Targets(r, hardwareID)); err != nil {
+		return r, fmt.Errorf("release %s was recorded but signing it into the update metadata failed: %w", r.ID, err)
+	}
+	return r, nil
+}
+
+// TargetPath is where a release artifact appears in update metadata.
+func TargetPath(r Release, a ReleaseArtifact) string {
+	return r.Product + "/" + r.Version + "/" + a.Name
+}
+
+// Targets describes a release's artifacts for update metadata: devices
+// check hardware id and release counter from the signed custom fields, and
+// a delta names the image it applies to.
+func Targets(r Release, hardwareID string) []trust.Target {
+	out := make([]trust.Target, 0, len(r.Artifacts))
+	for _, a := range r.Artifacts {
+		s256, _ := hex.DecodeString(a.SHA256)
+		s512, _ := hex.DecodeString(a.SHA512)
+		custom := map[string]any{"hardware_id": hardwareID, "release_counter": r.Counter, "release_id": r.ID}
+		if a.Kind == KindDelta {
+			custom["precursor_sha256"] = a.PrecursorSHA256
+		}
+		cj, _ := json.Marshal(custom)
+		out = append(out, trust.Target{Path: TargetPath(r, a), Length: a.Size,
+			Hashes: map[string][]byte{"sha256": s256, "sha512": s512}, Custom: cj})
+	}
+	return out
 }
 
 func (s *Service) readSBOM(ctx context.Context, p access.Principal, artifactID string) ([]Component, string, error) {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -29,6 +30,7 @@ import (
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/tenancy"
+	"github.com/steward-iot/steward/internal/trust"
 )
 
 // Config is what `steward serve` is told.
@@ -71,6 +73,7 @@ type Server struct {
 	api       *api.Server
 	checkins  *inventory.Checkins
 	tenancy   *tenancy.Service
+	trust     *trust.Service
 	inventory *inventory.Service
 	identity  *identity.Service
 }
@@ -128,10 +131,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.checkins = inventory.NewCheckins(db.Inventory(), cfg.Clock, cfg.Checkin, log)
 	s.identity, s.inventory = ident, inventory.NewService(db.Inventory(), cfg.Clock)
+	s.trust = trust.NewService(db.TUFMeta, db, blobTargets{s.blobs}, cfg.Clock, log)
+	rel := release.NewService(db.Release(), s.blobs, cfg.Clock, cfg.MaxArtifact)
+	rel.SetPublisher(s.trust)
 	s.api, err = api.New(api.Deps{
 		Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
 		Inventory: s.inventory, Identity: ident,
-		Release: release.NewService(db.Release(), s.blobs, cfg.Clock, cfg.MaxArtifact),
+		Release: rel,
+		Mounts:  map[string]http.Handler{"GET /tuf/{org}/": s.tufHandler()},
 		Device:  deviceapi.New(ident, s.checkins, cfg.Clock, log),
 		Ready:   s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
 	})
@@ -181,6 +188,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.housekeeping(ctx)
 	checkinsDone := make(chan struct{})
 	go func() { s.checkins.Run(ctx); close(checkinsDone) }()
+	go s.trust.RunRefresher(ctx, 10*time.Minute)
 	sealerDone := make(chan struct{})
 	go func() { audit.RunSealer(ctx, s.db.Audit(), 200*time.Millisecond, s.log); close(sealerDone) }()
 	errc := make(chan error, 1)
@@ -249,4 +257,33 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w (is another steward running? choose another with --addr)", cfg.Addr, err)
 	}
 	return s.Serve(ctx, ln)
+}
+
+// tufHandler serves each vendor organization's TUF image repository at
+// /tuf/{org}/metadata/ and /tuf/{org}/targets/. It is public: the metadata
+// is signed, and clients must be able to fetch it without credentials.
+func (s *Server) tufHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		slug := r.PathValue("org")
+		orgID, err := s.tenancy.PublicOrgID(r.Context(), slug)
+		if err != nil {
+			http.NotFound(w, r) // TUF clients expect 404, never 403
+			return
+		}
+		http.StripPrefix("/tuf/"+slug, s.trust.Handler(orgID)).ServeHTTP(w, r)
+	})
+}
+
+// blobTargets serves TUF target files from the blob store.
+type blobTargets struct{ blobs *blob.Dir }
+
+func (b blobTargets) Open(ctx context.Context, sha256hex string) (io.ReadSeekCloser, int64, error) {
+	f, info, err := b.blobs.Open(ctx, sha256hex)
+	if errors.Is(err, blob.ErrNotFound) || errors.Is(err, blob.ErrInvalidDigest) {
+		return nil, 0, fmt.Errorf("%w: %v", trust.ErrNotFound, err)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	return f, info.Size, nil
 }

@@ -1,7 +1,9 @@
 package store_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
+	"github.com/steward-iot/steward/internal/trust"
 )
 
 func TestContractDevices(t *testing.T) {
@@ -28,6 +31,7 @@ func TestContractDevices(t *testing.T) {
 		{"EnrollmentTokens", testEnrollmentTokens},
 		{"Preauthorizations", testPreauth},
 		{"ServerSecret", testServerSecret},
+		{"TUF", testTUF},
 	}
 	for _, d := range storetest.Dialects(t) {
 		t.Run(string(d), func(t *testing.T) {
@@ -360,5 +364,44 @@ func testServerSecret(t *testing.T, db *store.DB) {
 	})
 	if first != "one" || second != "one" {
 		t.Fatalf("ServerSecret kept %q then %q; want the first value forever", first, second)
+	}
+}
+
+func testTUF(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	var a, b tenancy.Org
+	write(t, db, func(tx *store.Tx) error {
+		a, b = newOrg(t, tx, "a"), newOrg(t, tx, "b")
+		return nil
+	})
+	ma, mb := db.TUFMeta(a.ID), db.TUFMeta(b.ID)
+	if err := ma.Put(ctx, "timestamp.json", []byte(`{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ma.Put(ctx, "timestamp.json", []byte(`{"v":2}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ma.Get(ctx, "timestamp.json"); err != nil || string(got) != `{"v":2}` {
+		t.Fatalf("Get after overwrite: %s %v", got, err)
+	}
+	if _, err := mb.Get(ctx, "timestamp.json"); !errors.Is(err, trust.ErrNotFound) {
+		t.Fatalf("another org's metadata: %v, want ErrNotFound", err)
+	}
+	der := []byte{0x30, 0x00, 0xff, 0x01} // binary, not text
+	if err := db.SaveTUFKeys(ctx, a.ID, []trust.StoredKey{{Role: trust.RoleRoot, KeyID: "k1", PKCS8: der}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SaveTUFKeys(ctx, a.ID, []trust.StoredKey{{Role: trust.RoleRoot, KeyID: "k1", PKCS8: der}}); !problem.Is(err, problem.KindConflict) {
+		t.Fatalf("duplicate key id: %v", err)
+	}
+	keys, err := db.TUFKeys(ctx, a.ID)
+	if err != nil || len(keys) != 1 || !bytes.Equal(keys[0].PKCS8, der) || keys[0].Role != trust.RoleRoot {
+		t.Fatalf("TUFKeys: %+v %v", keys, err)
+	}
+	if keys, _ := db.TUFKeys(ctx, b.ID); len(keys) != 0 {
+		t.Fatal("org b sees org a's keys")
+	}
+	if orgs, err := db.TUFOrgs(ctx); err != nil || len(orgs) != 1 || orgs[0] != a.ID {
+		t.Fatalf("TUFOrgs: %v %v", orgs, err)
 	}
 }

@@ -148,6 +148,18 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (access.Princ
 	return p, err
 }
 
+// PublicOrgID maps a slug to an organization id for public endpoints
+// (update metadata is public by design: it is signed, not secret).
+func (s *Service) PublicOrgID(ctx context.Context, slug string) (string, error) {
+	var id string
+	err := s.store.Read(ctx, func(tx Tx) error {
+		o, err := tx.OrgBySlug(ctx, slug)
+		id = o.ID
+		return err
+	})
+	return id, err
+}
+
 // InstanceOrg returns the organization that operates this installation.
 func (s *Service) InstanceOrg(ctx context.Context) (Org, error) {
 	var org Org
