@@ -67,7 +67,7 @@ func TestFleet(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	waitFor(t, "every device checked in, some after being offline", func() bool {
 		st := sim.Stats()
-		return st.CheckedIn == devices && st.Resumed >= 10
+		return st.CheckedIn == devices && st.Resumed >= 10 && cameBackBefore(sim, time.Now().Add(-checkLag(sim, st)))
 	})
 	cancel()
 	if err := <-done; err != nil {
@@ -147,7 +147,7 @@ func checkChurn(t *testing.T, sim *Simulator, fs *fakeserver.Server, end time.Ti
 	}
 	// Under load a device checks in about every devices/rate seconds; one
 	// that came back well before the end must have checked in again.
-	lag := max(time.Second, 3*time.Duration(float64(len(sim.devices))/st.CheckinsPerSecond*float64(time.Second)))
+	lag := checkLag(sim, st)
 	checked := 0
 	for _, d := range sim.devices {
 		until := time.Duration(d.offlineUntil.Load())
@@ -385,4 +385,25 @@ func TestLimiter(t *testing.T) {
 	if newLimiter(0) != nil {
 		t.Error("rate 0 is not unlimited")
 	}
+}
+
+// checkLag is how long after coming back online a device surely checked in
+// again: about three rounds of the whole fleet at the measured rate.
+func checkLag(sim *Simulator, st Stats) time.Duration {
+	if st.CheckinsPerSecond <= 0 {
+		return time.Hour
+	}
+	return max(time.Second, 3*time.Duration(float64(len(sim.devices))/st.CheckinsPerSecond*float64(time.Second)))
+}
+
+// cameBackBefore reports whether some device's last offline period ended
+// before t, so the test can wait (on a loaded machine) until one can be
+// checked, instead of hoping a fixed duration suffices.
+func cameBackBefore(sim *Simulator, t time.Time) bool {
+	for _, d := range sim.devices {
+		if until := time.Duration(d.offlineUntil.Load()); until != 0 && sim.start.Add(until).Before(t) {
+			return true
+		}
+	}
+	return false
 }
