@@ -85,8 +85,14 @@ counter; devices refuse releases with a lower counter than they run.`,
 
 			show := showProgress(s, progress)
 			var uploaded []string
+			byPath := map[string]string{} // a file named twice is uploaded once
 			upload := func(src *source) error {
 				if src.id != "" {
+					return nil
+				}
+				if id, ok := byPath[src.arg]; ok {
+					src.id = id
+					uploaded = append(uploaded, src.flag+" "+id)
 					return nil
 				}
 				a, _, created, err := uploadArtifact(s, src.arg, "", show)
@@ -94,7 +100,7 @@ counter; devices refuse releases with a lower counter than they run.`,
 					return fmt.Errorf("%s %s: %w", src.flag, src.arg, err)
 				}
 				fmt.Fprintf(s.errOut, "%s: %s\n", src.arg, describeUpload(a, created))
-				src.id = a.ID
+				src.id, byPath[src.arg] = a.ID, a.ID
 				uploaded = append(uploaded, src.flag+" "+a.ID)
 				return nil
 			}

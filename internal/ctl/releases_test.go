@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -344,9 +345,12 @@ func TestArtifactDownloadInterruptedResumes(t *testing.T) {
 	isolate(t)
 	content := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
 	a := release.Artifact{ID: "a1", Name: "fw.img", SHA256: sha256Hex(content), Size: int64(len(content))}
+	var mu sync.Mutex
 	var ranges []string
 	hs := fakeArtifactServer(t, a, func(w http.ResponseWriter, r *http.Request, n int) {
+		mu.Lock()
 		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
 		if n == 0 {
 			w.Header().Set("Content-Length", strconv.Itoa(len(content)))
 			_, _ = w.Write(content[:300000])
@@ -369,6 +373,8 @@ func TestArtifactDownloadInterruptedResumes(t *testing.T) {
 	contains(t, ok(t, dl()).out, "downloaded artifact a1 to fw.img", "resumed after 300000 bytes")
 	sameFile(t, "fw.img", content)
 	noFile(t, "fw.img.part")
+	mu.Lock()
+	defer mu.Unlock()
 	if strings.Join(ranges, ",") != ",bytes=300000-" {
 		t.Errorf("Range headers = %q, want none, then bytes=300000-", ranges)
 	}
@@ -514,8 +520,15 @@ func TestReleasesBadInput(t *testing.T) {
 	r := s.ctl(t, "releases", "create", "--product", "gw", "--version", "1", "--artifact", img, "--fixes", "not an id")
 	failed(t, r, `error: Bad Request (400): fixes: "not an id" is not a vulnerability id`)
 	contains(t, r.errOut, "the files were uploaded; to retry without uploading them again, give the artifact ids instead: --artifact ")
-	failed(t, s.ctl(t, "releases", "create", "--product", "gw", "--version", "1", "--artifact", img, "--sbom", img),
-		"error: Bad Request (400): sbom_artifact_id: ")
+	s.requests()
+	r = s.ctl(t, "releases", "create", "--product", "gw", "--version", "1", "--artifact", img, "--sbom", img)
+	failed(t, r, "error: Bad Request (400): sbom_artifact_id: ")
+	if n := strings.Count(r.errOut, "already uploaded as artifact "); n != 1 {
+		t.Errorf("a file given twice was uploaded %d times:\n%s", n, r.errOut)
+	}
+	if !regexp.MustCompile(`give the artifact ids instead: --artifact (\S+) --sbom (\S+)\n`).MatchString(r.errOut) {
+		t.Errorf("the retry hint lacks --artifact ID --sbom ID:\n%s", r.errOut)
+	}
 	failed(t, s.ctl(t, "releases", "show", missing), "error: Not Found (404)")
 	failed(t, s.ctl(t, "releases", "components", missing), "error: Not Found (404)")
 	failed(t, s.ctl(t, "releases", "list", "--product", "nope"), "error: Not Found (404)")
