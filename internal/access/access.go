@@ -43,17 +43,19 @@ const (
 	EnrollWrite  Permission = "enroll.write" // enrollment tokens, pre-authorizations
 	ReleaseRead  Permission = "release.read"
 	ReleaseWrite Permission = "release.write" // upload artifacts, create releases
+	VulnRead     Permission = "vuln.read"
+	VulnWrite    Permission = "vuln.write" // import and triage vulnerabilities
 )
 
 // grants is the role → permission table. Auditors read everything and
 // change nothing; only admins manage people and credentials.
 var grants = map[Role][]Permission{
 	RoleAdmin: {OrgRead, OrgCreate, UserRead, UserWrite, TokenRead, TokenWrite, AuditRead,
-		ProductRead, ProductWrite, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead, ReleaseWrite},
-	RoleReleaseManager:  {OrgRead, ProductRead, ProductWrite, DeviceRead, ReleaseRead, ReleaseWrite},
-	RoleSecurityOfficer: {OrgRead, AuditRead, ProductRead, DeviceRead, ReleaseRead},
-	RoleOperator:        {OrgRead, ProductRead, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead},
-	RoleAuditor:         {OrgRead, UserRead, TokenRead, AuditRead, ProductRead, DeviceRead, ReleaseRead},
+		ProductRead, ProductWrite, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead, ReleaseWrite, VulnRead, VulnWrite},
+	RoleReleaseManager:  {OrgRead, ProductRead, ProductWrite, DeviceRead, ReleaseRead, ReleaseWrite, VulnRead},
+	RoleSecurityOfficer: {OrgRead, AuditRead, ProductRead, DeviceRead, ReleaseRead, VulnRead, VulnWrite},
+	RoleOperator:        {OrgRead, ProductRead, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead, VulnRead},
+	RoleAuditor:         {OrgRead, UserRead, TokenRead, AuditRead, ProductRead, DeviceRead, ReleaseRead, VulnRead},
 }
 
 // Valid reports whether r is a known role.

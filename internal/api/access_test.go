@@ -70,13 +70,18 @@ var allowed = map[string][]access.Role{
 	"listReleases":      {admin, relmgr, security, operator, auditor},
 	"getRelease":        {admin, relmgr, security, operator, auditor},
 	"releaseComponents": {admin, relmgr, security, operator, auditor},
+
+	"importOSV":             {admin, security},
+	"listVulnerabilities":   {admin, relmgr, security, operator, auditor},
+	"getVulnerability":      {admin, relmgr, security, operator, auditor},
+	"vulnerabilityAffected": {admin, relmgr, security, operator, auditor},
 }
 
 // victims are fresh objects per case, so state-changing calls have a
 // target whose survival can be checked.
 type victims struct {
 	userID, tokenID, productID, deviceID, groupID, enrollTokenID string
-	artifactID, releaseID                                        string
+	artifactID, releaseID, vulnID                                string
 }
 
 func (e *env) newVictims(slug string, n int) victims {
@@ -113,8 +118,12 @@ func (e *env) newVictims(slug string, n int) victims {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	v, _, err := e.vul.ImportOSV(context.Background(), p, []byte(osvRecord(fmt.Sprintf("VICTIM-%d", n))))
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	return victims{userID: u.ID, tokenID: tok.ID, productID: prod.ID, groupID: g.ID, enrollTokenID: et.ID,
-		deviceID: e.enrollDevice(slug, fmt.Sprintf("victim-%d", n)), artifactID: art.ID, releaseID: rel.ID}
+		deviceID: e.enrollDevice(slug, fmt.Sprintf("victim-%d", n)), artifactID: art.ID, releaseID: rel.ID, vulnID: v.ID}
 }
 
 // pathFor fills a route pattern for org slug and victims v.
@@ -123,7 +132,7 @@ func pathFor(pattern, slug string, v victims) string {
 	for _, kind := range []struct{ segment, id string }{
 		{"/users/", v.userID}, {"/enrollment-tokens/", v.enrollTokenID}, {"/tokens/", v.tokenID},
 		{"/products/", v.productID}, {"/devices/", v.deviceID}, {"/groups/", v.groupID},
-		{"/artifacts/", v.artifactID}, {"/releases/", v.releaseID},
+		{"/artifacts/", v.artifactID}, {"/releases/", v.releaseID}, {"/vulnerabilities/", v.vulnID},
 	} {
 		if strings.Contains(p, kind.segment) {
 			return strings.ReplaceAll(p, "{id}", kind.id)
@@ -150,6 +159,8 @@ func bodyFor(opID string, n int, v victims) any {
 		return map[string]any{"device_ids": []string{v.deviceID}}
 	case "createGroup":
 		return inventory.CreateGroupRequest{Name: fmt.Sprintf("new-%d", n)}
+	case "importOSV":
+		return osvRecord(fmt.Sprintf("NEW-%d", n))
 	case "uploadArtifact":
 		return fmt.Sprintf("new image %d", n)
 	case "createRelease":
@@ -201,7 +212,7 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 					tok := e.tokens[own][role]
 					may := slices.Contains(allowed[op.ID], role) || (op.ID == "createOrg" && instanceAdmin)
 					foreignIDs := []string{e.orgs[other].ID, theirs.userID, theirs.tokenID, theirs.productID, theirs.deviceID, theirs.groupID,
-						theirs.enrollTokenID, theirs.artifactID, theirs.releaseID}
+						theirs.enrollTokenID, theirs.artifactID, theirs.releaseID, theirs.vulnID}
 
 					// 1. Own organization, own objects.
 					before := e.auditCounts()
@@ -317,4 +328,10 @@ func TestListOrgsVisibility(t *testing.T) {
 	if res := e.do("GET", "/api/v1/orgs", "stw_"+strings.Repeat("A", 43), nil); res.status != http.StatusUnauthorized {
 		t.Fatalf("unknown token: %d", res.status)
 	}
+}
+
+// osvRecord is a minimal valid OSV record.
+func osvRecord(id string) string {
+	return `{"id":"` + id + `","modified":"2026-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"Go","name":"example.com/m"},` +
+		`"ranges":[{"type":"SEMVER","events":[{"introduced":"0"},{"fixed":"1.2.3"}]}]}]}`
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/steward-iot/steward/internal/openapi"
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/tenancy"
+	"github.com/steward-iot/steward/internal/vuln"
 )
 
 // Deps are the services the API needs.
@@ -36,6 +37,7 @@ type Deps struct {
 	Inventory *inventory.Service
 	Identity  *identity.Service
 	Release   *release.Service
+	Vuln      *vuln.Service
 	// Device serves the device API under /device/v1/ (its own auth).
 	Device http.Handler
 	// Mounts are further public handlers by ServeMux pattern (TUF
@@ -59,6 +61,7 @@ type Server struct {
 	inventory *inventory.Service
 	identity  *identity.Service
 	release   *release.Service
+	vuln      *vuln.Service
 	ready     func(context.Context) error
 	log       *slog.Logger
 	clock     clock.Clock
@@ -71,7 +74,7 @@ type Server struct {
 
 // New builds the API and its route table.
 func New(d Deps) (*Server, error) {
-	s := &Server{tenancy: d.Tenancy, audit: d.Audit, idem: d.Idempotency, inventory: d.Inventory, identity: d.Identity, release: d.Release, ready: d.Ready, log: d.Log,
+	s := &Server{tenancy: d.Tenancy, audit: d.Audit, idem: d.Idempotency, inventory: d.Inventory, identity: d.Identity, release: d.Release, vuln: d.Vuln, ready: d.Ready, log: d.Log,
 		clock: d.Clock, version: d.Version, maxBody: d.MaxBody}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20

@@ -26,6 +26,7 @@ import (
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
+	"github.com/steward-iot/steward/internal/vuln"
 )
 
 // env is a live API over a real database with two organizations: "ops"
@@ -37,6 +38,7 @@ type env struct {
 	ident  *identity.Service
 	inv    *inventory.Service
 	rel    *release.Service
+	vul    *vuln.Service
 	srv    *api.Server
 	ts     *httptest.Server
 	clock  *clock.Fake
@@ -61,13 +63,14 @@ func newEnv(t testing.TB, d store.Dialect) *env {
 		t.Fatal(err)
 	}
 	rel := release.NewService(db.Release(), blobs, c, 1<<20)
+	vul := vuln.NewService(db.Vuln(), c)
 	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
-		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, c, nil), Release: rel,
+		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, c, nil), Release: rel, Vuln: vul,
 		Ready: db.Ping, Clock: c, Version: "test", MaxBody: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, ten: ten, ident: ident, inv: inv, rel: rel, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
+	e := &env{t: t, db: db, ten: ten, ident: ident, inv: inv, rel: rel, vul: vul, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
 		orgs: map[string]tenancy.Org{}, tokens: map[string]map[access.Role]string{}}
 	t.Cleanup(e.ts.Close)
 	ops, secret, created, err := ten.Bootstrap(ctx, "ops", "Operator")

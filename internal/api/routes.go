@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -27,7 +28,7 @@ var (
 // routes is the one list of every endpoint. The OpenAPI document, the
 // ServeMux and the access tests all read it.
 func (s *Server) routes() []route {
-	return append(append(s.adminRoutes(), s.deviceRoutes()...), s.releaseRoutes()...)
+	return slices.Concat(s.adminRoutes(), s.deviceRoutes(), s.releaseRoutes(), s.vulnRoutes())
 }
 
 func (s *Server) adminRoutes() []route {

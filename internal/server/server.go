@@ -31,6 +31,7 @@ import (
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/tenancy"
 	"github.com/steward-iot/steward/internal/trust"
+	"github.com/steward-iot/steward/internal/vuln"
 )
 
 // Config is what `steward serve` is told.
@@ -137,10 +138,10 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.api, err = api.New(api.Deps{
 		Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
 		Inventory: s.inventory, Identity: ident,
-		Release: rel,
-		Mounts:  map[string]http.Handler{"GET /tuf/{org}/": s.tufHandler()},
-		Device:  deviceapi.New(ident, s.checkins, cfg.Clock, log),
-		Ready:   s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
+		Release: rel, Vuln: vuln.NewService(db.Vuln(), cfg.Clock),
+		Mounts: map[string]http.Handler{"GET /tuf/{org}/": s.tufHandler()},
+		Device: deviceapi.New(ident, s.checkins, cfg.Clock, log),
+		Ready:  s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
 	})
 	if err != nil {
 		db.Close()

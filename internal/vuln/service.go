@@ -1,0 +1,210 @@
+package vuln
+
+import (
+	"bytes"
+	"context"
+	"sort"
+
+	"github.com/steward-iot/steward/internal/access"
+	"github.com/steward-iot/steward/internal/audit"
+	"github.com/steward-iot/steward/internal/clock"
+	"github.com/steward-iot/steward/internal/id"
+	"github.com/steward-iot/steward/internal/paging"
+	"github.com/steward-iot/steward/internal/problem"
+	"github.com/steward-iot/steward/internal/vuln/osv"
+)
+
+// MaxOSV bounds one imported record.
+const MaxOSV = 4 << 20
+
+// Service implements vulnerability import and matching.
+type Service struct {
+	store Store
+	clock clock.Clock
+}
+
+// NewService returns a vulnerability service.
+func NewService(s Store, c clock.Clock) *Service {
+	if c == nil {
+		c = clock.Real
+	}
+	return &Service{store: s, clock: c}
+}
+
+// ImportOSV records (or updates) a vulnerability from an OSV record.
+func (s *Service) ImportOSV(ctx context.Context, p access.Principal, body []byte) (Vulnerability, bool, error) {
+	if err := p.Require(access.VulnWrite); err != nil {
+		return Vulnerability{}, false, err
+	}
+	rec, err := osv.Parse(bytes.NewReader(body), MaxOSV)
+	if err != nil {
+		return Vulnerability{}, false, problem.Invalid("%v", err)
+	}
+	now := s.clock.Now()
+	v := Vulnerability{ID: id.New(), OrgID: p.OrgID, VulnID: rec.ID, Aliases: rec.Aliases, Summary: rec.Summary,
+		Modified: rec.Modified, OSV: body, CreatedAt: now, UpdatedAt: now}
+	if v.Aliases == nil {
+		v.Aliases = []string{}
+	}
+	var created bool
+	err = s.store.Write(ctx, func(tx Tx) error {
+		var err error
+		if v, created, err = tx.UpsertVulnerability(ctx, v); err != nil {
+			return err
+		}
+		action := "vulnerability.update"
+		if created {
+			action = "vulnerability.import"
+		}
+		_, err = tx.AppendAudit(ctx, audit.Record{OrgID: p.OrgID, Actor: p.Actor, Action: action,
+			TargetType: "vulnerability", TargetID: v.ID, Details: map[string]any{"vuln_id": v.VulnID, "modified": v.Modified}})
+		return err
+	})
+	return v, created, err
+}
+
+// List lists the organization's vulnerabilities.
+func (s *Service) List(ctx context.Context, p access.Principal, after string, limit int) ([]Vulnerability, string, error) {
+	if err := p.Require(access.VulnRead); err != nil {
+		return nil, "", err
+	}
+	limit = paging.Limit(limit)
+	var vs []Vulnerability
+	err := s.store.Read(ctx, func(tx Tx) error {
+		var err error
+		vs, err = tx.ListVulnerabilities(ctx, p.OrgID, after, limit+1)
+		return err
+	})
+	vs, next := paging.Trim(vs, limit, func(v Vulnerability) string { return v.ID })
+	return vs, next, err
+}
+
+// Get returns one vulnerability by id or record id.
+func (s *Service) Get(ctx context.Context, p access.Principal, ref string) (Vulnerability, error) {
+	if err := p.Require(access.VulnRead); err != nil {
+		return Vulnerability{}, err
+	}
+	var v Vulnerability
+	err := s.store.Read(ctx, func(tx Tx) error {
+		var err error
+		v, err = tx.VulnerabilityByID(ctx, p.OrgID, ref)
+		return err
+	})
+	return v, err
+}
+
+// AffectedComponent is a component a vulnerability affects.
+type AffectedComponent struct {
+	Purl    string `json:"purl"`
+	Version string `json:"version"`
+	// Package is the (source) package name the record names.
+	Package   string `json:"package"`
+	Ecosystem string `json:"ecosystem"`
+	Fixed     string `json:"fixed,omitempty" doc:"first fixed version above the installed one, when known"`
+}
+
+// AffectedOwner is a release or device with affected components.
+type AffectedOwner struct {
+	ID         string              `json:"id"`
+	Label      string              `json:"label" doc:"product and version of a release; serial of a device"`
+	Components []AffectedComponent `json:"components"`
+}
+
+// Affected lists what a vulnerability affects.
+type Affected struct {
+	Vulnerability Vulnerability   `json:"vulnerability"`
+	Releases      []AffectedOwner `json:"releases"`
+	DeviceCount   int             `json:"device_count"`
+	// Devices lists at most MaxAffectedDevices of them.
+	Devices   []AffectedOwner `json:"devices"`
+	Truncated bool            `json:"devices_truncated,omitempty"`
+	Warnings  []string        `json:"warnings,omitempty" doc:"components that could not be evaluated"`
+}
+
+// MaxAffectedDevices bounds the device list of one answer.
+const MaxAffectedDevices = 1000
+
+// Affected matches a vulnerability against every release SBOM component
+// and every component an active device reported.
+func (s *Service) Affected(ctx context.Context, p access.Principal, ref string) (Affected, error) {
+	if err := p.Require(access.VulnRead); err != nil {
+		return Affected{}, err
+	}
+	var out Affected
+	err := s.store.Read(ctx, func(tx Tx) error {
+		v, err := tx.VulnerabilityByID(ctx, p.OrgID, ref)
+		if err != nil {
+			return err
+		}
+		out.Vulnerability = v
+		rec, err := osv.Parse(bytes.NewReader(v.OSV), MaxOSV)
+		if err != nil {
+			return err
+		}
+		m := matcher{rec: rec}
+		if err := tx.ScanReleaseComponents(ctx, p.OrgID, m.add(&out.Releases, 0, nil)); err != nil {
+			return err
+		}
+		if err := tx.ScanDeviceComponents(ctx, p.OrgID, m.add(&out.Devices, MaxAffectedDevices, &out.DeviceCount)); err != nil {
+			return err
+		}
+		out.Truncated = out.DeviceCount > len(out.Devices)
+		out.Warnings = m.warnings
+		return nil
+	})
+	if out.Releases == nil {
+		out.Releases = []AffectedOwner{}
+	}
+	if out.Devices == nil {
+		out.Devices = []AffectedOwner{}
+	}
+	sort.Slice(out.Releases, func(i, j int) bool { return out.Releases[i].Label < out.Releases[j].Label })
+	return out, err
+}
+
+type matcher struct {
+	rec      *osv.Record
+	warnings []string
+}
+
+// add returns a scan callback collecting affected components per owner
+// (rows arrive grouped by owner). With max > 0 only the first max affected
+// owners are listed; count, if set, counts them all.
+func (m *matcher) add(owners *[]AffectedOwner, max int, count *int) func(ComponentRef) error {
+	var cur string
+	var affected, listed bool
+	return func(c ComponentRef) error {
+		if c.OwnerID != cur {
+			cur, affected, listed = c.OwnerID, false, false
+		}
+		pkgs, err := osv.PackagesFromPurl(c.Purl, c.Distro, c.SourceName, c.SourceVersion)
+		if err != nil {
+			if len(m.warnings) < 20 {
+				m.warnings = append(m.warnings, c.Purl+": "+err.Error())
+			}
+			return nil
+		}
+		for _, pkg := range pkgs {
+			match, ok := m.rec.Affects(pkg)
+			if !ok {
+				continue
+			}
+			if !affected {
+				affected = true
+				if count != nil {
+					*count++
+				}
+				if listed = max == 0 || len(*owners) < max; listed {
+					*owners = append(*owners, AffectedOwner{ID: c.OwnerID, Label: c.OwnerLabel})
+				}
+			}
+			if listed {
+				o := &(*owners)[len(*owners)-1]
+				o.Components = append(o.Components, AffectedComponent{Purl: c.Purl, Version: pkg.Version, Package: pkg.Name,
+					Ecosystem: pkg.Ecosystem, Fixed: match.Fixed})
+			}
+			return nil // one match per component is enough
+		}
+		return nil
+	}
+}
