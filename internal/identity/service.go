@@ -140,15 +140,9 @@ func (s *Service) ListEnrollmentTokens(ctx context.Context, p access.Principal, 
 	if err := p.Require(access.DeviceRead); err != nil {
 		return nil, "", err
 	}
-	limit = paging.Limit(limit)
-	var ts []EnrollmentToken
-	err := s.store.Read(ctx, func(tx Tx) error {
-		var err error
-		ts, err = tx.ListEnrollmentTokens(ctx, p.OrgID, after, limit+1)
-		return err
-	})
-	ts, next := paging.Trim(ts, limit, func(t EnrollmentToken) string { return t.ID })
-	return ts, next, err
+	return paging.List(ctx, s.store.Read, limit, func(tx Tx, limit int) ([]EnrollmentToken, error) {
+		return tx.ListEnrollmentTokens(ctx, p.OrgID, after, limit)
+	}, func(t EnrollmentToken) string { return t.ID })
 }
 
 // RevokeEnrollmentToken stops a token from enrolling more devices.

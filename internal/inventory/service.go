@@ -102,15 +102,9 @@ func (s *Service) ListProducts(ctx context.Context, p access.Principal, after st
 	if err := p.Require(access.ProductRead); err != nil {
 		return nil, "", err
 	}
-	limit = paging.Limit(limit)
-	var ps []Product
-	err := s.store.Read(ctx, func(tx Tx) error {
-		var err error
-		ps, err = tx.ListProducts(ctx, p.OrgID, after, limit+1)
-		return err
-	})
-	ps, next := paging.Trim(ps, limit, func(p Product) string { return p.ID })
-	return ps, next, err
+	return paging.List(ctx, s.store.Read, limit, func(tx Tx, limit int) ([]Product, error) {
+		return tx.ListProducts(ctx, p.OrgID, after, limit)
+	}, func(p Product) string { return p.ID })
 }
 
 // GetProduct returns a product by id or slug.
@@ -329,15 +323,9 @@ func (s *Service) ListGroups(ctx context.Context, p access.Principal, after stri
 	if err := p.Require(access.DeviceRead); err != nil {
 		return nil, "", err
 	}
-	limit = paging.Limit(limit)
-	var gs []Group
-	err := s.store.Read(ctx, func(tx Tx) error {
-		var err error
-		gs, err = tx.ListGroups(ctx, p.OrgID, after, limit+1)
-		return err
-	})
-	gs, next := paging.Trim(gs, limit, func(g Group) string { return g.ID })
-	return gs, next, err
+	return paging.List(ctx, s.store.Read, limit, func(tx Tx, limit int) ([]Group, error) {
+		return tx.ListGroups(ctx, p.OrgID, after, limit)
+	}, func(g Group) string { return g.ID })
 }
 
 // AddGroupMembers adds devices to a static group.

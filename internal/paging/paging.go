@@ -3,6 +3,8 @@
 // page is the cursor of the next.
 package paging
 
+import "context"
+
 // MaxLimit bounds one page of any list.
 const MaxLimit = 500
 
@@ -26,4 +28,22 @@ func Trim[T any](items []T, limit int, key func(T) string) ([]T, string) {
 		items = []T{}
 	}
 	return items, next
+}
+
+// List fetches one page in a read transaction: read runs fn in the
+// transaction, fetch asks for limit+1 rows, key names a row's cursor.
+func List[T, Tx any](ctx context.Context, read func(context.Context, func(Tx) error) error, limit int,
+	fetch func(tx Tx, limit int) ([]T, error), key func(T) string) ([]T, string, error) {
+	limit = Limit(limit)
+	var items []T
+	err := read(ctx, func(tx Tx) error {
+		var err error
+		items, err = fetch(tx, limit+1)
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	items, next := Trim(items, limit, key)
+	return items, next, nil
 }

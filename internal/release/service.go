@@ -136,15 +136,9 @@ func (s *Service) ListArtifacts(ctx context.Context, p access.Principal, after s
 	if err := p.Require(access.ReleaseRead); err != nil {
 		return nil, "", err
 	}
-	limit = paging.Limit(limit)
-	var as []Artifact
-	err := s.store.Read(ctx, func(tx Tx) error {
-		var err error
-		as, err = tx.ListArtifacts(ctx, p.OrgID, after, limit+1)
-		return err
-	})
-	as, next := paging.Trim(as, limit, func(a Artifact) string { return a.ID })
-	return as, next, err
+	return paging.List(ctx, s.store.Read, limit, func(tx Tx, limit int) ([]Artifact, error) {
+		return tx.ListArtifacts(ctx, p.OrgID, after, limit)
+	}, func(a Artifact) string { return a.ID })
 }
 
 // ArtifactRef names an artifact's role in a new release.

@@ -68,15 +68,9 @@ func (s *Service) List(ctx context.Context, p access.Principal, after string, li
 	if err := p.Require(access.VulnRead); err != nil {
 		return nil, "", err
 	}
-	limit = paging.Limit(limit)
-	var vs []Vulnerability
-	err := s.store.Read(ctx, func(tx Tx) error {
-		var err error
-		vs, err = tx.ListVulnerabilities(ctx, p.OrgID, after, limit+1)
-		return err
-	})
-	vs, next := paging.Trim(vs, limit, func(v Vulnerability) string { return v.ID })
-	return vs, next, err
+	return paging.List(ctx, s.store.Read, limit, func(tx Tx, limit int) ([]Vulnerability, error) {
+		return tx.ListVulnerabilities(ctx, p.OrgID, after, limit)
+	}, func(v Vulnerability) string { return v.ID })
 }
 
 // Get returns one vulnerability by id or record id.
