@@ -153,7 +153,12 @@ func (s *Server) Handler() http.Handler {
 		rec := &statusRecorder{ResponseWriter: w}
 		h, pattern := s.mux.Handler(r)
 		defer func() {
-			if p := recover(); p != nil {
+			p := recover()
+			if p == http.ErrAbortHandler {
+				// A handler cut a streamed body short on purpose: let
+				// net/http drop the connection so the client sees it.
+				defer panic(p)
+			} else if p != nil {
 				s.log.ErrorContext(r.Context(), "panic serving request", append(logAttrs(r, reqID), "panic", p)...)
 				if rec.status == 0 {
 					s.writeError(rec, r, errPanic)
