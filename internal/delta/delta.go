@@ -261,14 +261,18 @@ func Apply(old io.ReaderAt, oldSize int64, patch io.Reader, w io.Writer, maxOut 
 	}
 	// Hash the old image as a stream: only the segments' dictionaries are held in memory.
 	oldSum := sha256.New()
-	if n, err := io.Copy(oldSum, io.NewSectionReader(old, 0, oldSize)); err != nil || n != oldSize {
-		return fmt.Errorf("delta: reading old image: read %d of %d bytes: %v", n, oldSize, err)
+	switch n, err := io.Copy(oldSum, io.NewSectionReader(old, 0, oldSize)); {
+	case err != nil:
+		return fmt.Errorf("delta: reading old image: %w", err)
+	case n != oldSize:
+		return fmt.Errorf("delta: reading old image: it ends after %d of %d bytes", n, oldSize)
 	}
 	if !bytes.Equal(oldSum.Sum(nil), h.oldSHA[:]) {
 		return fmt.Errorf("%w: patch needs old image sha256 %x", ErrWrongPrecursor, h.oldSHA)
 	}
 
 	a := applier{old: old, oldSize: oldSize, patch: patch, sum: sha256.New()}
+	defer a.close()
 	a.out = io.MultiWriter(markWriter{w}, a.sum)
 	for written := int64(0); written < h.newSize; {
 		n, err := a.segment(h.newSize - written)
@@ -292,9 +296,31 @@ type applier struct {
 	old     io.ReaderAt
 	oldSize int64
 	patch   io.Reader
-	dict    []byte // reused for every segment's dictionary
 	out     io.Writer
 	sum     hash.Hash
+	// Reused for every segment, so memory stays at one dictionary and one window.
+	dict []byte
+	dec  *zstd.Decoder
+}
+
+// decoder returns the decoder, reset to read frame with opts.
+func (a *applier) decoder(frame io.Reader, opts []zstd.DOption) (*zstd.Decoder, error) {
+	if a.dec != nil {
+		return a.dec, a.dec.ResetWithOptions(frame, opts...)
+	}
+	// One block at a time: less memory on the device, and decoding is not the bottleneck there.
+	dec, err := zstd.NewReader(frame, append(opts, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))...)
+	if err != nil {
+		return nil, err
+	}
+	a.dec = dec
+	return dec, nil
+}
+
+func (a *applier) close() {
+	if a.dec != nil {
+		a.dec.Close()
+	}
 }
 
 // segment decodes the next segment, which may produce at most left bytes, and returns its length.
@@ -317,31 +343,29 @@ func (a *applier) segment(left int64) (int64, error) {
 		return 0, fmt.Errorf("%w: segment of %d bytes, with %d bytes of the image left and at most %d per segment", ErrCorrupt, segLen, left, maxSegment)
 	}
 
-	dopts := []zstd.DOption{
+	opts := []zstd.DOption{
 		// The frame may not ask for a window beyond the segment (zstd's minimum is 1 KiB).
 		zstd.WithDecoderMaxWindow(uint64(max(segLen, zstd.MinWindowSize))),
 		zstd.WithDecoderMaxMemory(uint64(max(segLen, zstd.MinWindowSize))),
-		// One block at a time: less memory on the device, and decoding is not the bottleneck there.
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
+		// A segment without a dictionary must not see the previous segment's.
+		zstd.WithDecoderDictDelete(0),
 	}
 	if dictLen > 0 {
 		if int64(cap(a.dict)) < dictLen {
 			a.dict = make([]byte, dictLen)
 		}
+		// The decoder is idle between segments, so the previous dictionary may be overwritten.
 		a.dict = a.dict[:dictLen]
 		if _, err := a.old.ReadAt(a.dict, int64(dictOff)); err != nil {
 			return 0, fmt.Errorf("delta: reading old image: %w", err)
 		}
-		dopts = append(dopts, zstd.WithDecoderDictRaw(0, a.dict))
+		opts = append(opts, zstd.WithDecoderDictRaw(0, a.dict))
 	}
 	frame := &io.LimitedReader{R: a.patch, N: frameLen}
-	dec, err := zstd.NewReader(frame, dopts...)
+	dec, err := a.decoder(frame, opts)
 	if err != nil {
 		return 0, fmt.Errorf("delta: zstd decoder: %w", err)
 	}
-	// The decoder refers to a.dict, which the next segment overwrites.
-	defer dec.Close()
 
 	n, err := io.Copy(a.out, io.LimitReader(dec, segLen))
 	if err != nil {
@@ -362,7 +386,7 @@ func (a *applier) segment(left int64) (int64, error) {
 	case err != nil && !errors.Is(err, io.EOF):
 		return 0, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	case frame.N > 0:
-		return 0, fmt.Errorf("%w: truncated frame (%d bytes missing)", ErrCorrupt, frame.N)
+		return 0, fmt.Errorf("%w: frame ends %d bytes before its declared length", ErrCorrupt, frame.N)
 	}
 	return segLen, nil
 }
