@@ -189,7 +189,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go s.housekeeping(ctx)
 	checkinsDone := make(chan struct{})
 	go func() { s.checkins.Run(ctx); close(checkinsDone) }()
-	go s.trust.RunRefresher(ctx, 10*time.Minute)
+	refresherDone := make(chan struct{})
+	go func() { s.trust.RunRefresher(ctx, 10*time.Minute); close(refresherDone) }()
 	sealerDone := make(chan struct{})
 	go func() { audit.RunSealer(ctx, s.db.Audit(), 200*time.Millisecond, s.log); close(sealerDone) }()
 	errc := make(chan error, 1)
@@ -218,6 +219,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	<-checkinsDone // the last batch of last-seen updates is written
 	<-sealerDone   // and every recorded audit event is chained
+	<-refresherDone
 	s.log.Info("stopped")
 	return nil
 }
