@@ -1,10 +1,7 @@
 package ctl
 
 import (
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -114,29 +111,7 @@ printed only once.`,
 			if err != nil {
 				return err
 			}
-			// Each id is reported; one failure does not stop the rest.
-			revoked := []json.RawMessage{}
-			for _, id := range ids {
-				var tok identity.EnrollmentToken
-				raw, err := s.change(s.ctx, http.MethodDelete, base+url.PathEscape(id), &tok)
-				if err != nil {
-					fmt.Fprintf(s.errOut, "error: %s: %v\n", clean(id), err)
-					continue
-				}
-				revoked = append(revoked, raw)
-				if !s.json {
-					fmt.Fprintf(s.out, "revoked enrollment token %s (%s)\n", tok.ID, clean(tok.Name))
-				}
-			}
-			if s.json {
-				if err := s.printJSONList(revoked); err != nil {
-					return err
-				}
-			}
-			if failed := len(ids) - len(revoked); failed > 0 {
-				return fmt.Errorf("%d of %d enrollment tokens not revoked", failed, len(ids))
-			}
-			return nil
+			return revokeEach(s, base, ids, "enrollment token", func(t identity.EnrollmentToken) (string, string) { return t.ID, t.Name })
 		}),
 	}
 

@@ -99,29 +99,7 @@ func tokensCommand(o *options) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			// Each id is reported; one failure does not stop the rest.
-			revoked := []json.RawMessage{}
-			for _, id := range ids {
-				var tok tenancy.Token
-				raw, err := s.change(s.ctx, http.MethodDelete, base+url.PathEscape(id), &tok)
-				if err != nil {
-					fmt.Fprintf(s.errOut, "error: %s: %v\n", clean(id), err)
-					continue
-				}
-				revoked = append(revoked, raw)
-				if !s.json {
-					fmt.Fprintf(s.out, "revoked token %s (%s)\n", tok.ID, clean(tok.Name))
-				}
-			}
-			if s.json {
-				if err := s.printJSONList(revoked); err != nil {
-					return err
-				}
-			}
-			if failed := len(ids) - len(revoked); failed > 0 {
-				return fmt.Errorf("%d of %d tokens not revoked", failed, len(ids))
-			}
-			return nil
+			return revokeEach(s, base, ids, "token", func(t tenancy.Token) (string, string) { return t.ID, t.Name })
 		}),
 	}
 
@@ -137,4 +115,32 @@ func tokenStatus(t tenancy.Token, now time.Time) string {
 		return "expired"
 	}
 	return "active"
+}
+
+// revokeEach sends DELETE base+id for every id and reports each; one
+// failure does not stop the rest. noun names the kind ("token").
+func revokeEach[T any](s *session, base string, ids []string, noun string, describe func(T) (id, name string)) error {
+	revoked := []json.RawMessage{}
+	for _, id := range ids {
+		var v T
+		raw, err := s.change(s.ctx, http.MethodDelete, base+url.PathEscape(id), &v)
+		if err != nil {
+			fmt.Fprintf(s.errOut, "error: %s: %v\n", clean(id), err)
+			continue
+		}
+		revoked = append(revoked, raw)
+		if !s.json {
+			vid, name := describe(v)
+			fmt.Fprintf(s.out, "revoked %s %s (%s)\n", noun, vid, clean(name))
+		}
+	}
+	if s.json {
+		if err := s.printJSONList(revoked); err != nil {
+			return err
+		}
+	}
+	if failed := len(ids) - len(revoked); failed > 0 {
+		return fmt.Errorf("%d of %d %ss not revoked", failed, len(ids), noun)
+	}
+	return nil
 }
