@@ -45,17 +45,29 @@ const (
 	ReleaseWrite Permission = "release.write" // upload artifacts, create releases
 	VulnRead     Permission = "vuln.read"
 	VulnWrite    Permission = "vuln.write" // import and triage vulnerabilities
+
+	ReportRead        Permission = "report.read"  // inbound vulnerability reports (may hold exploit details)
+	ReportWrite       Permission = "report.write" // acknowledge, answer, link or close reports
+	RiskAccept        Permission = "risk.accept"  // approve accepting a vulnerability's risk
+	AdvisoryWrite     Permission = "advisory.write"
+	SubscriptionRead  Permission = "subscription.read"
+	SubscriptionWrite Permission = "subscription.write" // webhooks and email notification targets
 )
 
 // grants is the role → permission table. Auditors read everything and
 // change nothing; only admins manage people and credentials.
 var grants = map[Role][]Permission{
 	RoleAdmin: {OrgRead, OrgCreate, UserRead, UserWrite, TokenRead, TokenWrite, AuditRead,
-		ProductRead, ProductWrite, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead, ReleaseWrite, VulnRead, VulnWrite},
-	RoleReleaseManager:  {OrgRead, ProductRead, ProductWrite, DeviceRead, ReleaseRead, ReleaseWrite, VulnRead},
-	RoleSecurityOfficer: {OrgRead, AuditRead, ProductRead, DeviceRead, ReleaseRead, VulnRead, VulnWrite},
-	RoleOperator:        {OrgRead, ProductRead, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead, VulnRead},
-	RoleAuditor:         {OrgRead, UserRead, TokenRead, AuditRead, ProductRead, DeviceRead, ReleaseRead, VulnRead},
+		ProductRead, ProductWrite, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead, ReleaseWrite, VulnRead, VulnWrite,
+		ReportRead, ReportWrite, RiskAccept, AdvisoryWrite, SubscriptionRead, SubscriptionWrite},
+	RoleReleaseManager: {OrgRead, ProductRead, ProductWrite, DeviceRead, ReleaseRead, ReleaseWrite, VulnRead,
+		SubscriptionRead},
+	RoleSecurityOfficer: {OrgRead, AuditRead, ProductRead, DeviceRead, ReleaseRead, VulnRead, VulnWrite,
+		ReportRead, ReportWrite, RiskAccept, AdvisoryWrite, SubscriptionRead, SubscriptionWrite},
+	RoleOperator: {OrgRead, ProductRead, DeviceRead, DeviceWrite, EnrollWrite, ReleaseRead, VulnRead,
+		SubscriptionRead, SubscriptionWrite},
+	RoleAuditor: {OrgRead, UserRead, TokenRead, AuditRead, ProductRead, DeviceRead, ReleaseRead, VulnRead,
+		ReportRead, SubscriptionRead},
 }
 
 // Valid reports whether r is a known role.
