@@ -188,6 +188,10 @@ func (c *Client) bearer(ctx context.Context) (string, error) {
 	return resp.Token, err
 }
 
+// Token returns a valid device token, authenticating when needed, for
+// requests the client does not make itself (the director's TUF fetcher).
+func (c *Client) Token(ctx context.Context) (string, error) { return c.bearer(ctx) }
+
 // dropToken forgets token unless a concurrent request already replaced it.
 func (c *Client) dropToken(token string) {
 	c.authMu.Lock()

@@ -126,11 +126,14 @@ type CheckinRequest struct {
 // Actions the server may ask for.
 const (
 	ActionNone = "none"
+	// ActionUpdate: refresh the director and image metadata and install
+	// what both agree on.
+	ActionUpdate = "update"
 )
 
 // CheckinResponse tells the device what to do next.
 type CheckinResponse struct {
-	Action string `json:"action" enum:"none"`
+	Action string `json:"action" enum:"none,update"`
 	// PollIntervalSeconds is when to check in next; the server paces its
 	// fleet with it. Agents add their own jitter.
 	PollIntervalSeconds int       `json:"poll_interval_seconds"`

@@ -13,6 +13,7 @@ import (
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/release"
+	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
@@ -75,6 +76,11 @@ var allowed = map[string][]access.Role{
 	"listVulnerabilities":   {admin, relmgr, security, operator, auditor},
 	"getVulnerability":      {admin, relmgr, security, operator, auditor},
 	"vulnerabilityAffected": {admin, relmgr, security, operator, auditor},
+
+	"assignDevice":   {admin, operator},
+	"getAssignment":  {admin, relmgr, security, operator, auditor},
+	"unassignDevice": {admin, operator},
+	"directorRoot":   {admin, relmgr, security, operator, auditor},
 }
 
 // victims are fresh objects per case, so state-changing calls have a
@@ -82,6 +88,7 @@ var allowed = map[string][]access.Role{
 type victims struct {
 	userID, tokenID, productID, deviceID, groupID, enrollTokenID string
 	artifactID, releaseID, vulnID                                string
+	deviceReleaseID                                              string // a release for the device's product
 }
 
 func (e *env) newVictims(slug string, n int) victims {
@@ -122,8 +129,17 @@ func (e *env) newVictims(slug string, n int) victims {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	deviceID := e.enrollDevice(slug, fmt.Sprintf("victim-%d", n))
+	gwRel, err := e.rel.CreateRelease(context.Background(), p, release.CreateReleaseRequest{Product: "gw", Version: fmt.Sprintf("1.%d", n),
+		Artifacts: []release.ArtifactRef{{ID: art.ID}}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.rollout.Assign(context.Background(), p, deviceID, rollout.AssignRequest{ReleaseID: gwRel.ID}); err != nil {
+		e.t.Fatal(err)
+	}
 	return victims{userID: u.ID, tokenID: tok.ID, productID: prod.ID, groupID: g.ID, enrollTokenID: et.ID,
-		deviceID: e.enrollDevice(slug, fmt.Sprintf("victim-%d", n)), artifactID: art.ID, releaseID: rel.ID, vulnID: v.ID}
+		deviceID: deviceID, artifactID: art.ID, releaseID: rel.ID, vulnID: v.ID, deviceReleaseID: gwRel.ID}
 }
 
 // pathFor fills a route pattern for org slug and victims v.
@@ -159,6 +175,8 @@ func bodyFor(opID string, n int, v victims) any {
 		return map[string]any{"device_ids": []string{v.deviceID}}
 	case "createGroup":
 		return inventory.CreateGroupRequest{Name: fmt.Sprintf("new-%d", n)}
+	case "assignDevice":
+		return rollout.AssignRequest{ReleaseID: v.deviceReleaseID}
 	case "importOSV":
 		return osvRecord(fmt.Sprintf("NEW-%d", n))
 	case "uploadArtifact":

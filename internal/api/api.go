@@ -23,6 +23,7 @@ import (
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/openapi"
 	"github.com/steward-iot/steward/internal/release"
+	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/tenancy"
 	"github.com/steward-iot/steward/internal/vuln"
 )
@@ -38,6 +39,10 @@ type Deps struct {
 	Identity  *identity.Service
 	Release   *release.Service
 	Vuln      *vuln.Service
+	// Rollout assigns releases to devices; Director gives out director
+	// roots for provisioning.
+	Rollout  *rollout.Service
+	Director DirectorRoots
 	// Device serves the device API under /device/v1/ (its own auth).
 	Device http.Handler
 	// Mounts are further public handlers by ServeMux pattern (TUF
@@ -62,6 +67,8 @@ type Server struct {
 	identity  *identity.Service
 	release   *release.Service
 	vuln      *vuln.Service
+	rollout   *rollout.Service
+	director  DirectorRoots
 	ready     func(context.Context) error
 	log       *slog.Logger
 	clock     clock.Clock
@@ -74,7 +81,8 @@ type Server struct {
 
 // New builds the API and its route table.
 func New(d Deps) (*Server, error) {
-	s := &Server{tenancy: d.Tenancy, audit: d.Audit, idem: d.Idempotency, inventory: d.Inventory, identity: d.Identity, release: d.Release, vuln: d.Vuln, ready: d.Ready, log: d.Log,
+	s := &Server{tenancy: d.Tenancy, audit: d.Audit, idem: d.Idempotency, inventory: d.Inventory, identity: d.Identity, release: d.Release, vuln: d.Vuln, ready: d.Ready,
+		rollout: d.Rollout, director: d.Director, log: d.Log,
 		clock: d.Clock, version: d.Version, maxBody: d.MaxBody}
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20

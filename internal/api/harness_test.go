@@ -23,27 +23,30 @@ import (
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/release"
+	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
+	"github.com/steward-iot/steward/internal/trust"
 	"github.com/steward-iot/steward/internal/vuln"
 )
 
 // env is a live API over a real database with two organizations: "ops"
 // (the instance org) and "acme" (a tenant), and one token per role in each.
 type env struct {
-	t      testing.TB
-	db     *store.DB
-	ten    *tenancy.Service
-	ident  *identity.Service
-	inv    *inventory.Service
-	rel    *release.Service
-	vul    *vuln.Service
-	srv    *api.Server
-	ts     *httptest.Server
-	clock  *clock.Fake
-	orgs   map[string]tenancy.Org
-	tokens map[string]map[access.Role]string // org slug → role → secret
+	t       testing.TB
+	db      *store.DB
+	ten     *tenancy.Service
+	ident   *identity.Service
+	inv     *inventory.Service
+	rel     *release.Service
+	vul     *vuln.Service
+	rollout *rollout.Service
+	srv     *api.Server
+	ts      *httptest.Server
+	clock   *clock.Fake
+	orgs    map[string]tenancy.Org
+	tokens  map[string]map[access.Role]string // org slug → role → secret
 }
 
 func newEnv(t testing.TB, d store.Dialect) *env {
@@ -64,13 +67,15 @@ func newEnv(t testing.TB, d store.Dialect) *env {
 	}
 	rel := release.NewService(db.Release(), blobs, c, 1<<20)
 	vul := vuln.NewService(db.Vuln(), c)
+	deploy := rollout.NewService(db.Rollout(), c)
 	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
 		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, c, nil), Release: rel, Vuln: vul,
+		Rollout: deploy, Director: trust.NewDirector(db.DirectorRoots, db, c, 0, nil),
 		Ready: db.Ping, Clock: c, Version: "test", MaxBody: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, ten: ten, ident: ident, inv: inv, rel: rel, vul: vul, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
+	e := &env{t: t, db: db, ten: ten, ident: ident, inv: inv, rel: rel, vul: vul, rollout: deploy, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
 		orgs: map[string]tenancy.Org{}, tokens: map[string]map[access.Role]string{}}
 	t.Cleanup(e.ts.Close)
 	ops, secret, created, err := ten.Bootstrap(ctx, "ops", "Operator")

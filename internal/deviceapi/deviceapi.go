@@ -22,6 +22,7 @@ import (
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/problem"
 	"github.com/steward-iot/steward/internal/store"
+	"github.com/steward-iot/steward/internal/trust"
 )
 
 // Server is the device API.
@@ -31,10 +32,25 @@ type Server struct {
 	clock    clock.Clock
 	log      *slog.Logger
 	mux      *http.ServeMux
+	updates  Updates
 }
 
+// Updates tells the device API what a device should install.
+type Updates interface {
+	// Pending reports whether the device should fetch its director
+	// metadata because it has something to install.
+	Pending(ctx context.Context, d inventory.Device) (bool, error)
+	// Director returns one of the device's director metadata files
+	// ("N.root.json", "timestamp.json", "N.snapshot.json", "N.targets.json").
+	Director(ctx context.Context, d inventory.Device, name string) ([]byte, error)
+}
+
+// SetUpdates enables update delivery: check-ins answer "update" when a
+// device has something to install, and the director serves its metadata.
+func (s *Server) SetUpdates(u Updates) { s.updates = u }
+
 // Routes lists the device API's endpoints, for the access tests.
-var Routes = []string{"POST /device/v1/enroll", "POST /device/v1/auth", "POST /device/v1/checkin"}
+var Routes = []string{"POST /device/v1/enroll", "POST /device/v1/auth", "POST /device/v1/checkin", "GET /device/v1/director/{file}"}
 
 // New builds the device API.
 func New(id *identity.Service, checkins *inventory.Checkins, c clock.Clock, log *slog.Logger) *Server {
@@ -48,6 +64,7 @@ func New(id *identity.Service, checkins *inventory.Checkins, c clock.Clock, log 
 	s.mux.HandleFunc(Routes[0], s.enroll)
 	s.mux.HandleFunc(Routes[1], s.auth)
 	s.mux.HandleFunc(Routes[2], s.checkin)
+	s.mux.HandleFunc(Routes[3], s.director)
 	s.mux.HandleFunc("/device/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &statusErr{http.StatusNotFound, "no such device endpoint: " + r.Method + " " + r.URL.Path})
 	})
@@ -178,7 +195,44 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if s.updates != nil {
+		d.InstalledVersion = req.Installed.Version
+		pending, err := s.updates.Pending(r.Context(), d)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if pending {
+			resp.Action = proto.ActionUpdate
+		}
+	}
 	write(w, "application/json", http.StatusOK, resp)
+}
+
+// director serves the device's director repository to its TUF client.
+func (s *Server) director(w http.ResponseWriter, r *http.Request) {
+	d, err := s.device(r.Context(), r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if s.updates == nil {
+		s.fail(w, r, &statusErr{http.StatusNotFound, "this server does not deliver updates"})
+		return
+	}
+	data, err := s.updates.Director(r.Context(), d, r.PathValue("file"))
+	if errors.Is(err, trust.ErrNotFound) {
+		// 404, never 403: the TUF client walks N.root.json until one is missing.
+		s.fail(w, r, &statusErr{http.StatusNotFound, "no director file " + r.PathValue("file")})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(data)
 }
 
 func (s *Server) device(ctx context.Context, r *http.Request) (inventory.Device, error) {

@@ -28,6 +28,7 @@ import (
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/release"
+	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/tenancy"
 	"github.com/steward-iot/steward/internal/trust"
@@ -135,12 +136,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	s.trust = trust.NewService(db.TUFMeta, db, blobTargets{s.blobs}, cfg.Clock, log)
 	rel := release.NewService(db.Release(), s.blobs, cfg.Clock, cfg.MaxArtifact)
 	rel.SetPublisher(s.trust)
+	deploy := rollout.NewService(db.Rollout(), cfg.Clock)
+	director := trust.NewDirector(db.DirectorRoots, db, cfg.Clock, 0, log)
+	devices := deviceapi.New(ident, s.checkins, cfg.Clock, log)
+	devices.SetUpdates(updates{rollout: deploy, director: director})
 	s.api, err = api.New(api.Deps{
 		Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
 		Inventory: s.inventory, Identity: ident,
 		Release: rel, Vuln: vuln.NewService(db.Vuln(), cfg.Clock),
-		Mounts: map[string]http.Handler{"GET /tuf/{org}/": s.tufHandler()},
-		Device: deviceapi.New(ident, s.checkins, cfg.Clock, log),
+		Mounts:  map[string]http.Handler{"GET /tuf/{org}/": s.tufHandler()},
+		Rollout: deploy, Director: director,
+		Device: devices,
 		Ready:  s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
 	})
 	if err != nil {
