@@ -128,6 +128,9 @@ func (c *client) readJSON(req *http.Request, resp *http.Response, out any) (json
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil, responseError(resp.StatusCode, mt, body)
 	}
+	if resp.StatusCode == http.StatusNoContent {
+		return nil, nil
+	}
 	if mt != "application/json" {
 		return nil, fmt.Errorf("the server at %s answered %s %s with %s instead of JSON; is --server pointing at a Steward server?",
 			c.base, req.Method, req.URL.Path, describeType(mt))

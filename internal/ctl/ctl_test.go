@@ -30,6 +30,7 @@ import (
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/release"
+	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
@@ -83,7 +84,8 @@ func newTestServer(t *testing.T) *testServer {
 	}
 	rel := release.NewService(db.Release(), blobs, clock.Real, maxTestArtifact)
 	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
-		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, clock.Real, nil), Release: rel, Version: "test"})
+		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, clock.Real, nil), Release: rel, Version: "test",
+		Rollout: rollout.NewService(db.Rollout(), clock.Real)})
 	if err != nil {
 		t.Fatal(err)
 	}

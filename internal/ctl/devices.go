@@ -171,6 +171,7 @@ else between ctl reading the tags and writing them back is overwritten.`,
 		statusCommand(o, "accept", "accepted", "Accept pending (or rejected) devices; they go active"),
 		statusCommand(o, "reject", "rejected", "Reject devices; they are refused from their next request"),
 		statusCommand(o, "revoke", "revoked", "Revoke devices' credentials; they are refused from their next request"))
+	cmd.AddCommand(assignCommands(o)...)
 	return cmd
 }
 

@@ -139,6 +139,9 @@ func (s *Service) Get(ctx context.Context, p access.Principal, deviceID string) 
 		}
 		var err error
 		a, err = tx.AssignmentOf(ctx, p.OrgID, deviceID)
+		if problem.Is(err, problem.KindNotFound) {
+			return problem.NotFound("device %s has no assigned release", deviceID)
+		}
 		return err
 	})
 	return a, err
