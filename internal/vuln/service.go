@@ -17,22 +17,59 @@ import (
 // MaxOSV bounds one imported record.
 const MaxOSV = 4 << 20
 
-// Service implements vulnerability import and matching.
+// Service implements vulnerability import, matching and triage.
 type Service struct {
-	store Store
-	clock clock.Clock
+	store    Store
+	clock    clock.Clock
+	policy   Policy
+	notifier Notifier
 }
 
-// NewService returns a vulnerability service.
+// NewService returns a vulnerability service with the default SLA policy
+// and no notifier.
 func NewService(s Store, c clock.Clock) *Service {
 	if c == nil {
 		c = clock.Real
 	}
-	return &Service{store: s, clock: c}
+	return &Service{store: s, clock: c, policy: DefaultPolicy()}
 }
 
-// ImportOSV records (or updates) a vulnerability from an OSV record.
+// WithNotifier makes escalations and expired risk acceptances notify
+// through n. Call it before the service is shared.
+func (s *Service) WithNotifier(n Notifier) *Service {
+	s.notifier = n
+	return s
+}
+
+// WithPolicy sets the SLA and escalation policy after validating it. Call
+// it before the service is shared. Due dates already planned keep the
+// policy they were planned with until their vulnerability next changes.
+func (s *Service) WithPolicy(p Policy) (*Service, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	s.policy = p
+	return s, nil
+}
+
+// Policy returns the policy in force.
+func (s *Service) Policy() Policy { return s.policy }
+
+// ImportOSV records (or updates) a vulnerability from an OSV record. A new
+// one starts at ImportStage (triaging).
 func (s *Service) ImportOSV(ctx context.Context, p access.Principal, body []byte) (Vulnerability, bool, error) {
+	return s.importOSV(ctx, p, body, ImportStage)
+}
+
+// ReceiveOSV records a vulnerability reported to the organization (an
+// inbound report or an internal finding, written as an OSV record) at
+// stage received: its acknowledgement clock runs until someone
+// acknowledges it. A record already known is updated and keeps its stage.
+func (s *Service) ReceiveOSV(ctx context.Context, p access.Principal, body []byte) (Vulnerability, bool, error) {
+	return s.importOSV(ctx, p, body, Received)
+}
+
+func (s *Service) importOSV(ctx context.Context, p access.Principal, body []byte, stage Stage) (Vulnerability, bool, error) {
 	if err := p.Require(access.VulnWrite); err != nil {
 		return Vulnerability{}, false, err
 	}
@@ -46,6 +83,16 @@ func (s *Service) ImportOSV(ctx context.Context, p access.Principal, body []byte
 	if v.Aliases == nil {
 		v.Aliases = []string{}
 	}
+	// A new record is received now; imported ones are acknowledged at once
+	// and their triage clock runs. Re-imports keep their triage state.
+	v.Stage, v.StageChangedAt, v.ReceivedAt = stage, now, now
+	v.SLA.Acknowledge = &Deadline{Start: &now}
+	if stage == Triaging {
+		v.SLA.Acknowledge.MetAt = &now
+		v.SLA.Triage = &Deadline{Start: &now}
+	}
+	v.EscalationChain = []string{}
+	s.plan(&v)
 	var created bool
 	err = s.store.Write(ctx, func(tx Tx) error {
 		var err error
@@ -56,10 +103,15 @@ func (s *Service) ImportOSV(ctx context.Context, p access.Principal, body []byte
 		if created {
 			action = "vulnerability.import"
 		}
+		details := map[string]any{"vuln_id": v.VulnID, "modified": v.Modified}
+		if created {
+			details["stage"] = v.Stage
+		}
 		_, err = tx.AppendAudit(ctx, audit.Record{OrgID: p.OrgID, Actor: p.Actor, Action: action,
-			TargetType: "vulnerability", TargetID: v.ID, Details: map[string]any{"vuln_id": v.VulnID, "modified": v.Modified}})
+			TargetType: "vulnerability", TargetID: v.ID, Details: details})
 		return err
 	})
+	v.view(now)
 	return v, created, err
 }
 
@@ -68,9 +120,14 @@ func (s *Service) List(ctx context.Context, p access.Principal, after string, li
 	if err := p.Require(access.VulnRead); err != nil {
 		return nil, "", err
 	}
-	return paging.List(ctx, s.store.Read, limit, func(tx Tx, limit int) ([]Vulnerability, error) {
+	items, next, err := paging.List(ctx, s.store.Read, limit, func(tx Tx, limit int) ([]Vulnerability, error) {
 		return tx.ListVulnerabilities(ctx, p.OrgID, after, limit)
 	}, func(v Vulnerability) string { return v.ID })
+	now := s.clock.Now()
+	for i := range items {
+		items[i].view(now)
+	}
+	return items, next, err
 }
 
 // Get returns one vulnerability by id or record id.
@@ -84,6 +141,7 @@ func (s *Service) Get(ctx context.Context, p access.Principal, ref string) (Vuln
 		v, err = tx.VulnerabilityByID(ctx, p.OrgID, ref)
 		return err
 	})
+	v.view(s.clock.Now())
 	return v, err
 }
 
@@ -130,6 +188,7 @@ func (s *Service) Affected(ctx context.Context, p access.Principal, ref string) 
 		if err != nil {
 			return err
 		}
+		v.view(s.clock.Now())
 		out.Vulnerability = v
 		rec, err := osv.Parse(bytes.NewReader(v.OSV), MaxOSV)
 		if err != nil {
