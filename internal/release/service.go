@@ -18,6 +18,7 @@ import (
 	"github.com/steward-iot/steward/internal/paging"
 	"github.com/steward-iot/steward/internal/problem"
 	"github.com/steward-iot/steward/internal/sbom"
+	"github.com/steward-iot/steward/internal/tlog"
 	"github.com/steward-iot/steward/internal/trust"
 )
 
@@ -33,6 +34,11 @@ type Publisher interface {
 	Publish(ctx context.Context, orgID string, targets []trust.Target) error
 }
 
+// TransparencyLog appends entries to an organization's transparency log.
+type TransparencyLog interface {
+	AppendRelease(ctx context.Context, orgID string, e tlog.Entry) error
+}
+
 // Service implements artifacts and releases.
 type Service struct {
 	store       Store
@@ -40,10 +46,25 @@ type Service struct {
 	clock       clock.Clock
 	maxArtifact int64
 	publisher   Publisher
+	tlog        TransparencyLog
 }
 
 // SetPublisher makes new releases signed into update metadata.
 func (s *Service) SetPublisher(p Publisher) { s.publisher = p }
+
+// SetTransparencyLog makes new releases logged before they are signed.
+func (s *Service) SetTransparencyLog(l TransparencyLog) { s.tlog = l }
+
+// LogEntry is r as its transparency log entry records it, without the time
+// it was logged: what the server appends, and what a verifier recomputes
+// from the release the API returns to compare with the leaf it is served.
+func LogEntry(orgSlug string, r Release) tlog.Entry {
+	e := tlog.Entry{Kind: tlog.KindRelease, Org: orgSlug, Product: r.Product, Version: r.Version, ReleaseCounter: r.Counter}
+	for _, a := range r.Artifacts {
+		e.Artifacts = append(e.Artifacts, tlog.Artifact{Name: a.Name, SHA256: a.SHA256})
+	}
+	return e
+}
 
 // NewService returns a release service storing content in blobs.
 func NewService(s Store, blobs blob.Store, c clock.Clock, maxArtifact int64) *Service {
@@ -236,6 +257,7 @@ func (s *Service) CreateRelease(ctx context.Context, p access.Principal, req Cre
 			return err
 		}
 		r.ProductID, r.Product = prod.ID, prod.Slug
+		names := map[string]bool{}
 		for i, ref := range req.Artifacts {
 			a, err := tx.ArtifactByID(ctx, p.OrgID, ref.ID)
 			if problem.Is(err, problem.KindNotFound) {
@@ -243,6 +265,11 @@ func (s *Service) CreateRelease(ctx context.Context, p access.Principal, req Cre
 			} else if err != nil {
 				return err
 			}
+			// Names become target paths and log entries, which must not collide.
+			if names[a.Name] {
+				return problem.InvalidField(fmt.Sprintf("artifacts[%d].id", i), "another artifact of this release is also named %q", a.Name)
+			}
+			names[a.Name] = true
 			kind := ref.Kind
 			if kind == "" {
 				kind = KindFull
@@ -263,8 +290,18 @@ func (s *Service) CreateRelease(ctx context.Context, p access.Principal, req Cre
 				"release_counter": r.Counter, "artifacts": len(r.Artifacts), "components": len(comps), "fixes": r.Fixes}})
 		return err
 	})
-	if err != nil || s.publisher == nil {
+	if err != nil {
 		return r, err
+	}
+	// Logged before it is signed: devices learn of a release only from the
+	// update metadata, so none is shown a release the log lacks.
+	if s.tlog != nil {
+		if err := s.tlog.AppendRelease(ctx, p.OrgID, LogEntry(p.OrgSlug, r)); err != nil {
+			return r, fmt.Errorf("release %s was recorded but appending it to the transparency log failed, so it was not signed into the update metadata: %w", r.ID, err)
+		}
+	}
+	if s.publisher == nil {
+		return r, nil
 	}
 	// Signing happens after the release is recorded: the metadata store is
 	// the same database, and SQLite has a single writer.

@@ -54,6 +54,11 @@ func (e Entry) Leaf() ([]byte, error) {
 	if err := e.validate(); err != nil {
 		return nil, err
 	}
+	return e.canonical()
+}
+
+// canonical encodes e without validating it.
+func (e Entry) canonical() ([]byte, error) {
 	// Sort a copy: the caller's slice is not ours to reorder.
 	e.Artifacts = slices.Clone(e.Artifacts)
 	slices.SortFunc(e.Artifacts, func(a, b Artifact) int { return strings.Compare(a.Name, b.Name) })
@@ -64,6 +69,47 @@ func (e Entry) Leaf() ([]byte, error) {
 		return nil, fmt.Errorf("tlog: encoding entry: %w", err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// Key names what e is about, so that its entry can be found again from
+// what update metadata says: a release by product and release counter (the
+// fields a device sees in its signed targets), a metadata version by role
+// and version. It leaves out the time and the digests, which the finder
+// checks in the leaf itself; and the organization, because each log holds
+// one organization's entries. One key normally has one entry, but may have
+// more: a metadata version re-signed after a failed write is logged again.
+func (e Entry) Key() string {
+	if e.Kind == KindRelease {
+		return ReleaseKey(e.Product, e.ReleaseCounter)
+	}
+	return MetadataKey(e.Role, e.MetadataVersion)
+}
+
+// ReleaseKey is the Key of the release entries of product with counter.
+func ReleaseKey(product string, counter int64) string {
+	return lookupKey(KindRelease, product, counter)
+}
+
+// MetadataKey is the Key of the entries of a metadata role's version.
+func MetadataKey(role string, version int64) string {
+	return lookupKey(KindMetadata, role, version)
+}
+
+// lookupKey encodes as a JSON array, which no two different inputs share.
+func lookupKey(kind, name string, n int64) string {
+	b, _ := json.Marshal([]any{kind, name, n}) // strings and numbers always marshal
+	return string(b)
+}
+
+// SameExceptTime reports whether a and b record the same thing, ignoring
+// when each was logged: what a caller compares before appending an entry
+// again, and a verifier between the leaf it was served and the entry it
+// expected.
+func SameExceptTime(a, b Entry) bool {
+	a.LoggedAt, b.LoggedAt = time.Time{}, time.Time{}
+	la, errA := a.canonical()
+	lb, errB := b.canonical()
+	return errA == nil && errB == nil && bytes.Equal(la, lb)
 }
 
 // ParseEntry decodes a leaf and checks that it is a valid entry in

@@ -3,6 +3,7 @@ package tlog
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/steward-iot/steward/internal/problem"
@@ -20,6 +21,11 @@ type ConsistencyResponse struct {
 	Old    int64  `json:"old"`
 	New    int64  `json:"new"`
 	Hashes []Hash `json:"hashes"`
+}
+
+// LookupResponse is the body of GET /lookup.
+type LookupResponse struct {
+	Indexes []int64 `json:"indexes"`
 }
 
 // Entries and proofs for a given index and size never change.
@@ -91,7 +97,41 @@ func Handler(l *Log) http.Handler {
 		}
 		writeJSON(w, ConsistencyResponse{Old: oldSize, New: newSize, Hashes: p})
 	})
+	mux.HandleFunc("GET /lookup", func(w http.ResponseWriter, r *http.Request) {
+		key, err := lookupKeyOf(r.URL.Query())
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		ix, err := l.Find(r.Context(), key)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		// Later appends can add entries under the same key.
+		writeJSONCached(w, LookupResponse{Indexes: ix}, "no-cache")
+	})
 	return mux
+}
+
+// lookupKeyOf reads a release (product, release_counter) or a metadata
+// version (role, metadata_version) from a lookup query.
+func lookupKeyOf(q url.Values) (string, error) {
+	switch {
+	case q.Has("product") && !q.Has("role"):
+		n, err := number("release_counter", q.Get("release_counter"))
+		if err != nil {
+			return "", err
+		}
+		return ReleaseKey(q.Get("product"), n), nil
+	case q.Has("role") && !q.Has("product"):
+		n, err := number("metadata_version", q.Get("metadata_version"))
+		if err != nil {
+			return "", err
+		}
+		return MetadataKey(q.Get("role"), n), nil
+	}
+	return "", problem.Invalid("look up either product and release_counter, or role and metadata_version")
 }
 
 // number parses a parameter in its one spelling: decimal, no sign, no
@@ -105,9 +145,13 @@ func number(name, s string) (int64, error) {
 }
 
 func writeJSON(w http.ResponseWriter, v any) {
-	b, _ := json.Marshal(v) // proofs and sizes always marshal
+	writeJSONCached(w, v, immutable)
+}
+
+func writeJSONCached(w http.ResponseWriter, v any, cache string) {
+	b, _ := json.Marshal(v) // proofs, sizes and indexes always marshal
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", immutable)
+	w.Header().Set("Cache-Control", cache)
 	_, _ = w.Write(append(b, '\n'))
 }
 

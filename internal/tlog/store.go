@@ -33,6 +33,15 @@ type Store interface {
 	ReadHashes(ctx context.Context, indexes []int64) ([]Hash, error)
 }
 
+// Finder is implemented by stores that index entries by Entry.Key, which
+// Log.Find and the handler's /lookup need. A database implementation
+// derives the key from the leaf (ParseEntry) in Append's transaction, so an
+// entry is never findable before it exists or missing from the index after.
+type Finder interface {
+	// Find returns the indexes of the entries with key, in increasing order.
+	Find(ctx context.Context, key string) ([]int64, error)
+}
+
 // MemStore is a Store in memory, for tests and tools.
 type MemStore struct {
 	mu     sync.RWMutex
@@ -73,6 +82,23 @@ func (m *MemStore) Leaf(_ context.Context, i int64) ([]byte, error) {
 		return nil, fmt.Errorf("tlog: no entry %d in a log of %d", i, len(m.leaves))
 	}
 	return append([]byte(nil), m.leaves[i]...), nil
+}
+
+// Find implements Finder by reading every leaf: fine for tests and tools.
+func (m *MemStore) Find(_ context.Context, key string) ([]int64, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	out := []int64{}
+	for i, leaf := range m.leaves {
+		e, err := ParseEntry(leaf)
+		if err != nil {
+			return nil, fmt.Errorf("tlog: entry %d: %w", i, err)
+		}
+		if e.Key() == key {
+			out = append(out, int64(i))
+		}
+	}
+	return out, nil
 }
 
 // ReadHashes implements Store.

@@ -42,13 +42,17 @@
 //	GET /entries/{index}               application/json: the leaf bytes, exactly as hashed
 //	GET /proof/inclusion?index=&size=  application/json: {"index":I,"size":N,"hashes":["<base64>",…]}
 //	GET /proof/consistency?old=&new=   application/json: {"old":M,"new":N,"hashes":["<base64>",…]}
+//	GET /lookup?product=&release_counter=  application/json: {"indexes":[I,…]}, the entries of that release
+//	GET /lookup?role=&metadata_version=    application/json: {"indexes":[I,…]}, the entries of that metadata version
 //
 // Numbers are decimal without sign or leading zeros. Proof hashes are
 // standard base64, in RFC 6962 (RFC 9162 §2.1.3 and §2.1.4) order, and
 // verify with VerifyInclusion and VerifyConsistency. Bad parameters answer
 // 400 and an index or size beyond the log 404, each with a plain-text reason.
 // Entries and proofs never change once they exist and are cacheable forever;
-// the checkpoint is not.
+// the checkpoint and lookups are not. A lookup only says where to look: the
+// client still checks the leaf it finds there against what it expected, and
+// its inclusion in a checkpoint.
 package tlog
 
 import (
@@ -158,6 +162,20 @@ func (l *Log) Leaf(ctx context.Context, index int64) ([]byte, error) {
 		return nil, fmt.Errorf("tlog: reading entry %d: %w", index, err)
 	}
 	return leaf, nil
+}
+
+// Find returns the indexes of the entries with the given Entry.Key, in
+// increasing order (none: an empty slice). The store must be a Finder.
+func (l *Log) Find(ctx context.Context, key string) ([]int64, error) {
+	f, ok := l.store.(Finder)
+	if !ok {
+		return nil, errors.New("tlog: this log's store has no index by entry key")
+	}
+	ix, err := f.Find(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("tlog: finding entries: %w", err)
+	}
+	return ix, nil
 }
 
 // Checkpoint returns a signed C2SP checkpoint for the log's current size.
