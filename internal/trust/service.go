@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/clock"
 )
 
@@ -33,7 +34,8 @@ type KeyStore interface {
 
 // Service runs the image repositories of every vendor organization on this
 // server: created on an org's first release, with every role's key held
-// online (the embedded default; say so loudly), and timestamps re-signed
+// online (the embedded default; say so loudly), or beforehand with offline
+// root and targets keys (Init, ceremony.go), and timestamps re-signed
 // before they expire.
 type Service struct {
 	meta    func(orgID string) MetaStore
@@ -41,6 +43,7 @@ type Service struct {
 	targets TargetStore
 	clock   clock.Clock
 	log     *slog.Logger
+	audit   AuditLog // key ceremonies (ceremony.go)
 
 	mu    sync.Mutex
 	repos map[string]*Repository
@@ -61,6 +64,11 @@ func NewService(meta func(orgID string) MetaStore, keys KeyStore, targets Target
 func (s *Service) repo(ctx context.Context, orgID string, create bool) (*Repository, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.openLocked(ctx, orgID, create)
+}
+
+// openLocked is repo with s.mu held (Init holds it across its checks).
+func (s *Service) openLocked(ctx context.Context, orgID string, create bool) (*Repository, error) {
 	if r, ok := s.repos[orgID]; ok {
 		return r, nil
 	}
@@ -98,8 +106,12 @@ func (s *Service) repo(ctx context.Context, orgID string, create bool) (*Reposit
 			return nil, err
 		}
 		s.log.Warn("created a TUF image repository with ALL signing keys online (root and targets included): "+
-			"a compromise of this server can sign updates; move root and targets keys offline for production",
+			"a compromise of this server can sign updates; for production run 'steward ctl tuf init' with offline keys before the first release (docs/keys.md)",
 			"org_id", orgID)
+		if s.audit != nil { // record logs a failure; the release that got here is already committed
+			_ = s.record(ctx, access.Principal{OrgID: orgID, Actor: access.System("tuf")}, "tuf.init",
+				map[string]any{"online_keys": keyIDs(signers), "all_keys_online": true})
+		}
 	}
 	s.repos[orgID] = r
 	return r, nil
@@ -134,7 +146,13 @@ func (s *Service) Publish(ctx context.Context, orgID string, targets []Target) e
 	if err != nil {
 		return err
 	}
-	_, err = r.AddTargets(ctx, targets)
+	out, err := r.AddTargets(ctx, targets)
+	if err == nil && !out.Published {
+		// Offline targets keys: the release is recorded but devices see
+		// it only once targets version out.Version is signed.
+		s.log.Warn("release targets staged: targets version awaits offline signatures ('steward ctl tuf status'); devices do not see the release until then",
+			"org_id", orgID, "targets_version", out.Version)
+	}
 	return err
 }
 
@@ -153,7 +171,8 @@ func (s *Service) Refresh(ctx context.Context) error {
 	var errs []error
 	for _, org := range orgs {
 		r, err := s.repo(ctx, org, false)
-		if err == nil {
+		// Nothing to renew while offline keys have not signed version 1.
+		if err == nil && r.published() {
 			_, err = r.RefreshTimestamp(ctx, s.clock.Now())
 		}
 		if err != nil {
