@@ -1,12 +1,15 @@
 // Command steward is the Steward server: `steward serve` runs every HTTP
 // endpoint and the scheduler; `migrate`, `audit verify` and `admin-token`
-// act on the database directly; `ctl` is the admin CLI over the API.
+// act on the database directly; `ctl` is the admin CLI over the API;
+// `keys` makes and uses offline TUF keys without any server.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -15,14 +18,18 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/config"
 	"github.com/steward-iot/steward/internal/ctl"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/keys"
+	"github.com/steward-iot/steward/internal/notify"
 	"github.com/steward-iot/steward/internal/server"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/tenancy"
+	"github.com/steward-iot/steward/internal/vuln"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -54,7 +61,7 @@ func newRoot() *cobra.Command {
 	// STEWARD_ROLE or STEWARD_NAME silently change what a command does.
 	ctlCmd := ctl.Command()
 	ctlCmd.PersistentPreRunE = func(*cobra.Command, []string) error { return nil }
-	root.AddCommand(serveCmd(), migrateCmd(), auditCmd(), adminTokenCmd(), ctlCmd)
+	root.AddCommand(serveCmd(), migrateCmd(), auditCmd(), adminTokenCmd(), ctlCmd, keys.Command())
 	return root
 }
 
@@ -91,12 +98,16 @@ func newLogger(format, level string) (*slog.Logger, error) {
 func serveCmd() *cobra.Command {
 	var (
 		sf                  storeFlags
-		addr, org           string
+		addr, org, public   string
 		logFormat, logLevel string
 		shutdown            time.Duration
 		checkin             inventory.CheckinConfig
 		demo                bool
 		demoDevices         int
+		disclosureOrg       string
+		contacts            []string
+		notes               notify.Config
+		policyFile          string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -112,6 +123,13 @@ func serveCmd() *cobra.Command {
 			}
 			cfg := sf.config()
 			cfg.Addr, cfg.BootstrapOrg, cfg.ShutdownTimeout, cfg.Checkin = addr, org, shutdown, checkin
+			cfg.PublicURL = public
+			cfg.DisclosureOrg, cfg.SecurityContacts, cfg.Notify = disclosureOrg, contacts, notes
+			if policyFile != "" {
+				if cfg.VulnPolicy, err = readPolicy(policyFile); err != nil {
+					return err
+				}
+			}
 			if demo {
 				cfg.Demo = demoDevices
 				// A demo should look alive: devices report every 30 s
@@ -125,6 +143,17 @@ func serveCmd() *cobra.Command {
 	}
 	sf.add(cmd)
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "listen address")
+	cmd.Flags().StringVar(&public, "public-url", "", "the URL devices and people reach this server at, e.g. https://updates.example.com (default: http://ADDR)")
+	cmd.Flags().StringVar(&policyFile, "vuln-policy", "", "YAML file with the vulnerability SLA and escalation policy (fields it leaves out keep their defaults; see docs/vulnerabilities.md)")
+	cmd.Flags().StringVar(&disclosureOrg, "disclosure-org", "", "slug of the vendor organization whose security.txt, report form and CSAF advisories are public (default: the instance organization)")
+	cmd.Flags().StringSliceVar(&contacts, "security-contact", nil, "a further security.txt Contact URI, e.g. mailto:security@example.com (repeatable)")
+	cmd.Flags().StringVar(&notes.SMTP.Addr, "smtp-addr", "", "SMTP relay host:port for email notifications (password from env "+notify.PasswordEnv+" or --smtp-password-file)")
+	cmd.Flags().StringVar(&notes.SMTP.From, "smtp-from", "", "sender address of notification email")
+	cmd.Flags().StringVar(&notes.SMTP.Username, "smtp-username", "", "SMTP AUTH user name")
+	cmd.Flags().StringVar(&notes.SMTP.PasswordFile, "smtp-password-file", "", "file holding the SMTP AUTH password")
+	cmd.Flags().BoolVar(&notes.SMTP.ImplicitTLS, "smtp-implicit-tls", false, "connect to the relay with TLS at once (port 465) instead of STARTTLS")
+	cmd.Flags().BoolVar(&notes.AllowPrivateNetworks, "webhooks-allow-private", false, "let webhooks reach loopback and private addresses (labs only)")
+	cmd.Flags().BoolVar(&notes.AllowInsecureURLs, "webhooks-allow-http", false, "let webhooks use plain http (labs only)")
 	cmd.Flags().StringVar(&org, "bootstrap-org", "steward", "slug of the organization created on an empty store")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -258,4 +287,22 @@ func adminTokenCmd() *cobra.Command {
 	cmd.Flags().StringVar(&org, "org", "steward", "organization slug")
 	cmd.Flags().StringVar(&name, "name", "break-glass admin", "token name")
 	return cmd
+}
+
+// readPolicy reads a vulnerability policy over the defaults.
+func readPolicy(path string) (*vuln.Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	p := vuln.DefaultPolicy()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&p); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("vulnerability policy %s: %w", path, err)
+	}
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("vulnerability policy %s: %w", path, err)
+	}
+	return &p, nil
 }

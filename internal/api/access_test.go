@@ -1,22 +1,36 @@
 package api_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 
 	"github.com/steward-iot/steward/internal/access"
+	"github.com/steward-iot/steward/internal/advisory"
+	"github.com/steward-iot/steward/internal/disclosure"
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/notify"
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/tenancy"
+	"github.com/steward-iot/steward/internal/trust"
+	"github.com/steward-iot/steward/internal/vuln"
+	"github.com/steward-iot/steward/internal/vuln/scoring"
 )
 
 const (
@@ -72,15 +86,58 @@ var allowed = map[string][]access.Role{
 	"getRelease":        {admin, relmgr, security, operator, auditor},
 	"releaseComponents": {admin, relmgr, security, operator, auditor},
 
-	"importOSV":             {admin, security},
-	"listVulnerabilities":   {admin, relmgr, security, operator, auditor},
-	"getVulnerability":      {admin, relmgr, security, operator, auditor},
-	"vulnerabilityAffected": {admin, relmgr, security, operator, auditor},
+	"importOSV":                 {admin, security},
+	"listVulnerabilities":       {admin, relmgr, security, operator, auditor},
+	"getVulnerability":          {admin, relmgr, security, operator, auditor},
+	"vulnerabilityAffected":     {admin, relmgr, security, operator, auditor},
+	"transitionVulnerability":   {admin, security},
+	"setVulnerabilityOwnership": {admin, security},
+	"assessVulnerability":       {admin, security},
+	"acceptVulnerabilityRisk":   {admin, security},
+	"revokeVulnerabilityRisk":   {admin, security},
+	"submitCRAReport":           {admin, security},
+
+	"tufStatus":       {admin, relmgr, security, operator, auditor},
+	"initTUF":         {admin, relmgr},
+	"tufUnsigned":     {admin, relmgr, security, operator, auditor},
+	"addTUFSignature": {admin, relmgr},
+	"rotateTUFRoot":   {admin, relmgr},
+	"renewTUFTargets": {admin, relmgr},
 
 	"assignDevice":   {admin, operator},
 	"getAssignment":  {admin, relmgr, security, operator, auditor},
 	"unassignDevice": {admin, operator},
 	"directorRoot":   {admin, relmgr, security, operator, auditor},
+	"releaseSUIT":    {admin, relmgr, security, operator, auditor},
+	"suitKey":        {admin, relmgr, security, operator, auditor},
+
+	"createSubscription":       {admin, security, operator},
+	"listSubscriptions":        {admin, relmgr, security, operator, auditor},
+	"getSubscription":          {admin, relmgr, security, operator, auditor},
+	"updateSubscription":       {admin, security, operator},
+	"deleteSubscription":       {admin, security, operator},
+	"rotateSubscriptionSecret": {admin, security, operator},
+	"testSubscription":         {admin, security, operator},
+	"listDeliveries":           {admin, relmgr, security, operator, auditor},
+	"getDelivery":              {admin, relmgr, security, operator, auditor},
+
+	"listReports":               {admin, security, auditor},
+	"getReport":                 {admin, security, auditor},
+	"acknowledgeReport":         {admin, security},
+	"replyReport":               {admin, security},
+	"setReportStage":            {admin, security},
+	"linkReportVulnerability":   {admin, security},
+	"unlinkReportVulnerability": {admin, security},
+
+	"createAdvisory":    {admin, security},
+	"listAdvisories":    {admin, relmgr, security, operator, auditor},
+	"getAdvisory":       {admin, relmgr, security, operator, auditor},
+	"updateAdvisory":    {admin, security},
+	"publishAdvisory":   {admin, security},
+	"advisoryDocument":  {admin, relmgr, security, operator, auditor},
+	"draftAdvisory":     {admin, security},
+	"listAdvisoryKeys":  {admin, relmgr, security, operator, auditor},
+	"importAdvisoryKey": {admin, security},
 }
 
 // victims are fresh objects per case, so state-changing calls have a
@@ -88,7 +145,10 @@ var allowed = map[string][]access.Role{
 type victims struct {
 	userID, tokenID, productID, deviceID, groupID, enrollTokenID string
 	artifactID, releaseID, vulnID                                string
+	tufSig                                                       trust.OfflineSignature
 	deviceReleaseID                                              string // a release for the device's product
+	subscriptionID, deliveryID, reportID, advisoryID             string
+	acceptedVulnID, approverID                                   string // a vulnerability whose risk is accepted; a security officer
 }
 
 func (e *env) newVictims(slug string, n int) victims {
@@ -129,6 +189,25 @@ func (e *env) newVictims(slug string, n int) victims {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	// The victim vulnerability is in remediation and known exploited (so
+	// risk acceptance and CRA reports apply); a second one has its risk
+	// accepted (so the acceptance can be revoked).
+	approver, err := e.ten.CreateUser(context.Background(), p, tenancy.CreateUserRequest{
+		Email: fmt.Sprintf("approver%d@%s.example", n, slug), Name: "Approver", Role: security})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	accepted, _, err := e.vul.ImportOSV(context.Background(), p, []byte(osvRecord(fmt.Sprintf("ACCEPTED-%d", n))))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, ref := range []string{v.ID, accepted.ID} {
+		e.toRemediation(p, ref)
+	}
+	if _, err := e.vul.AcceptRisk(context.Background(), p, accepted.ID, vuln.AcceptRiskRequest{ApproverID: approver.ID,
+		Justification: "the port is firewalled", ExpiresAt: e.clock.Now().Add(30 * 24 * time.Hour)}); err != nil {
+		e.t.Fatal(err)
+	}
 	deviceID := e.enrollDevice(slug, fmt.Sprintf("victim-%d", n))
 	gwRel, err := e.rel.CreateRelease(context.Background(), p, release.CreateReleaseRequest{Product: "gw", Version: fmt.Sprintf("1.%d", n),
 		Artifacts: []release.ArtifactRef{{ID: art.ID}}})
@@ -138,14 +217,108 @@ func (e *env) newVictims(slug string, n int) victims {
 	if _, err := e.rollout.Assign(context.Background(), p, deviceID, rollout.AssignRequest{ReleaseID: gwRel.ID}); err != nil {
 		e.t.Fatal(err)
 	}
-	return victims{userID: u.ID, tokenID: tok.ID, productID: prod.ID, groupID: g.ID, enrollTokenID: et.ID,
-		deviceID: deviceID, artifactID: art.ID, releaseID: rel.ID, vulnID: v.ID, deviceReleaseID: gwRel.ID}
+	sub, err := e.notify.CreateSubscription(context.Background(), p, notify.CreateSubscriptionRequest{Kind: notify.KindWebhook,
+		URL: fmt.Sprintf("http://127.0.0.1:9/%s/%d", slug, n), EventTypes: []string{"vulnerability.escalated"}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	delivery, err := e.notify.SendTest(context.Background(), p, sub.ID)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	receipt, err := e.reports.Submit(context.Background(), p.OrgID, disclosure.ReportRequest{Title: fmt.Sprintf("victim report %d", n),
+		Description: "steps to reproduce"}, disclosure.SourceAPI)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.reports.LinkVulnerability(context.Background(), p, receipt.Reference, v.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	adv, err := e.advisories.CreateDraft(context.Background(), p, advisoryDraft(n))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return victims{acceptedVulnID: accepted.ID, approverID: approver.ID, subscriptionID: sub.ID, deliveryID: delivery.ID, reportID: receipt.Reference, advisoryID: adv.ID,
+		userID: u.ID, tokenID: tok.ID, productID: prod.ID, groupID: g.ID, enrollTokenID: et.ID,
+		deviceID: deviceID, artifactID: art.ID, releaseID: rel.ID, vulnID: v.ID, deviceReleaseID: gwRel.ID,
+		tufSig: e.tufSignature(p)}
+}
+
+// tufKey is a fixed offline key of the access matrix: 1 and 2 are root
+// keys (threshold 2), 3 the targets key, 4 the key root is rotated to.
+func tufKey(seed byte) ed25519.PrivateKey {
+	return ed25519.NewKeyFromSeed(bytes.Repeat([]byte{seed}, ed25519.SeedSize))
+}
+
+func tufPEM(seed byte) string {
+	der, _ := x509.MarshalPKIXPublicKey(tufKey(seed).Public())
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+}
+
+// tufSignature signs the organization's staged root with the first root
+// key that has not signed it yet, so allowed addTUFSignature calls succeed
+// in turn: the first adds one of two signatures, the second publishes
+// root version 1, which rotateTUFRoot then needs. With nothing staged it
+// is still a well-formed body. An organization has one repository, so the
+// TUF cases build on each other in route order (init, unsigned,
+// signatures, rotate-root): run them together.
+func (e *env) tufSignature(p access.Principal) trust.OfflineSignature {
+	e.t.Helper()
+	u, err := e.tuf.Unsigned(context.Background(), p, trust.RoleRoot)
+	if err != nil {
+		return trust.OfflineSignature{Role: trust.RoleRoot, Version: 1, SignedSHA256: strings.Repeat("0", 64), KeyID: "00", Sig: "00"}
+	}
+	canonical, err := cjson.EncodeCanonical(u.Signed)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	s, err := trust.NewSigner(trust.RoleRoot, tufKey(1))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if slices.ContainsFunc(u.Requirements, func(r trust.SignatureRequirement) bool { return slices.Contains(r.Signed, s.KeyID()) }) {
+		if s, err = trust.NewSigner(trust.RoleRoot, tufKey(2)); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	sig, err := s.Sign(canonical)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return trust.OfflineSignature{Role: u.Role, Version: u.Version, SignedSHA256: u.SignedSHA256, KeyID: sig.KeyID,
+		Sig: hex.EncodeToString(sig.Signature)}
+}
+
+// assessment is a complete assessment of an actively exploited vulnerability.
+func assessment() vuln.AssessRequest {
+	return vuln.AssessRequest{CVSS: []string{"CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}, KnownExploited: true,
+		SSVC: scoring.SSVC{Exploitation: "active", Exposure: "open", Automatable: true, HumanImpact: "high"}}
+}
+
+// toRemediation assesses and confirms a vulnerability and starts its remediation.
+func (e *env) toRemediation(p access.Principal, ref string) {
+	e.t.Helper()
+	if _, err := e.vul.Assess(context.Background(), p, ref, assessment()); err != nil {
+		e.t.Fatal(err)
+	}
+	for _, to := range []vuln.Stage{"confirmed", "remediation"} {
+		if _, err := e.vul.Transition(context.Background(), p, ref, vuln.TransitionRequest{To: to}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
 }
 
 // pathFor fills a route pattern for org slug and victims v.
 func pathFor(pattern, slug string, v victims) string {
 	p := strings.ReplaceAll(pattern, "{org}", slug)
+	p = strings.ReplaceAll(p, "{role}", "root")
+	if strings.HasSuffix(p, "/risk-acceptance/revoke") {
+		return strings.ReplaceAll(p, "{id}", v.acceptedVulnID)
+	}
+	p = strings.ReplaceAll(p, "{delivery}", v.deliveryID)
+	p = strings.ReplaceAll(p, "{vuln}", v.vulnID)
 	for _, kind := range []struct{ segment, id string }{
+		{"/subscriptions/", v.subscriptionID}, {"/reports/", v.reportID}, {"/advisories/", v.advisoryID},
 		{"/users/", v.userID}, {"/enrollment-tokens/", v.enrollTokenID}, {"/tokens/", v.tokenID},
 		{"/products/", v.productID}, {"/devices/", v.deviceID}, {"/groups/", v.groupID},
 		{"/artifacts/", v.artifactID}, {"/releases/", v.releaseID}, {"/vulnerabilities/", v.vulnID},
@@ -175,6 +348,39 @@ func bodyFor(opID string, n int, v victims) any {
 		return map[string]any{"device_ids": []string{v.deviceID}}
 	case "createGroup":
 		return inventory.CreateGroupRequest{Name: fmt.Sprintf("new-%d", n)}
+	case "transitionVulnerability":
+		return vuln.TransitionRequest{To: "fix-released"}
+	case "setVulnerabilityOwnership":
+		return vuln.OwnershipRequest{OwnerID: v.approverID}
+	case "assessVulnerability":
+		return assessment()
+	case "acceptVulnerabilityRisk":
+		return vuln.AcceptRiskRequest{ApproverID: v.approverID, Justification: "compensating control",
+			ExpiresAt: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}
+	case "revokeVulnerabilityRisk":
+		return vuln.RevokeRiskRequest{Reason: "a fix is out"}
+	case "submitCRAReport":
+		return vuln.CRASubmission{Report: "early-warning", Reference: "ENISA-1"}
+	case "createAdvisory":
+		return advisoryDraft(n)
+	case "updateAdvisory":
+		d := advisoryDraft(n)
+		d.Title = fmt.Sprintf("Updated advisory %d", n)
+		return d
+	case "importAdvisoryKey":
+		return advisory.ImportKeyRequest{PrivateKey: armoredKey()}
+	case "createSubscription":
+		return notify.CreateSubscriptionRequest{Kind: notify.KindEmail, Email: fmt.Sprintf("new%d@example.com", n), EventTypes: []string{"*"}}
+	case "updateSubscription":
+		return map[string]any{"description": fmt.Sprintf("changed %d", n)}
+	case "acknowledgeReport":
+		return disclosure.AcknowledgeRequest{Message: "thanks"}
+	case "replyReport":
+		return disclosure.ReplyRequest{Body: "can you share a proof of concept?"}
+	case "setReportStage":
+		return disclosure.StageRequest{Stage: "acknowledged"}
+	case "linkReportVulnerability":
+		return disclosure.LinkRequest{VulnerabilityID: v.vulnID}
 	case "assignDevice":
 		return rollout.AssignRequest{ReleaseID: v.deviceReleaseID}
 	case "importOSV":
@@ -186,6 +392,12 @@ func bodyFor(opID string, n int, v victims) any {
 			Artifacts: []release.ArtifactRef{{ID: v.artifactID}}}
 	case "createOrg":
 		return tenancy.CreateOrgRequest{Slug: fmt.Sprintf("new-%d", n), Name: "New"}
+	case "initTUF":
+		return trust.InitRequest{RootKeys: []string{tufPEM(1), tufPEM(2)}, RootThreshold: 2, TargetsKeys: []string{tufPEM(3)}}
+	case "addTUFSignature":
+		return v.tufSig
+	case "rotateTUFRoot":
+		return trust.RotateRootRequest{RootKeys: []string{tufPEM(4)}, RootThreshold: 1}
 	case "createUser":
 		return tenancy.CreateUserRequest{Email: fmt.Sprintf("new%d@example.com", n), Name: "New", Role: operator}
 	case "createToken":
@@ -200,7 +412,10 @@ func bodyFor(opID string, n int, v victims) any {
 // the other tenant's identifiers.
 func TestAccessMatrix(t *testing.T) {
 	for _, d := range storetest.Dialects(t) {
-		t.Run(string(d), func(t *testing.T) { testAccessMatrix(t, d) })
+		t.Run(string(d), func(t *testing.T) {
+			t.Parallel() // separate databases and servers
+			testAccessMatrix(t, d)
+		})
 	}
 }
 
@@ -215,6 +430,13 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 		}
 	}
 	n := 0
+	readVictims := map[string]victims{}
+	shared := func(slug string) victims {
+		if _, ok := readVictims[slug]; !ok {
+			readVictims[slug] = e.newVictims(slug, 90000+len(readVictims))
+		}
+		return readVictims[slug]
+	}
 	for _, op := range ops {
 		if op.Public {
 			continue
@@ -226,7 +448,14 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 				instanceAdmin := own == "ops" && role == admin
 				name := fmt.Sprintf("%s/%s/%s", op.ID, own, role)
 				t.Run(name, func(t *testing.T) {
-					mine, theirs := e.newVictims(own, n), e.newVictims(other, n)
+					// Reads change nothing, so they share one set of victims per
+					// organization; every write gets fresh ones.
+					var mine, theirs victims
+					if op.Method == http.MethodGet {
+						mine, theirs = shared(own), shared(other)
+					} else {
+						mine, theirs = e.newVictims(own, n), e.newVictims(other, n)
+					}
 					tok := e.tokens[own][role]
 					may := slices.Contains(allowed[op.ID], role) || (op.ID == "createOrg" && instanceAdmin)
 					foreignIDs := []string{e.orgs[other].ID, theirs.userID, theirs.tokenID, theirs.productID, theirs.deviceID, theirs.groupID,

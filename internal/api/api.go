@@ -16,15 +16,19 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/steward-iot/steward/internal/advisory"
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/clock"
+	"github.com/steward-iot/steward/internal/disclosure"
 	"github.com/steward-iot/steward/internal/idempotency"
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/notify"
 	"github.com/steward-iot/steward/internal/openapi"
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/tenancy"
+	"github.com/steward-iot/steward/internal/trust"
 	"github.com/steward-iot/steward/internal/vuln"
 )
 
@@ -43,6 +47,16 @@ type Deps struct {
 	// roots for provisioning.
 	Rollout  *rollout.Service
 	Director DirectorRoots
+	// SUIT serves envelopes of microcontroller releases.
+	SUIT  SUITEnvelopes
+	Trust *trust.Service // TUF key ceremonies; nil leaves those routes out
+	// Notify manages subscriptions; Reports is the team's side of
+	// inbound vulnerability reports.
+	Notify     *notify.Service
+	Reports    *disclosure.Service
+	Advisories *advisory.Service
+	// PublicURL is where people reach this server (advisory publisher namespace).
+	PublicURL string
 	// Device serves the device API under /device/v1/ (its own auth).
 	Device http.Handler
 	// Mounts are further public handlers by ServeMux pattern (TUF
@@ -60,30 +74,38 @@ type Deps struct {
 
 // Server is the admin API.
 type Server struct {
-	tenancy   *tenancy.Service
-	audit     *audit.Service
-	idem      idempotency.Store
-	inventory *inventory.Service
-	identity  *identity.Service
-	release   *release.Service
-	vuln      *vuln.Service
-	rollout   *rollout.Service
-	director  DirectorRoots
-	ready     func(context.Context) error
-	log       *slog.Logger
-	clock     clock.Clock
-	version   string
-	maxBody   int64
-	metrics   *metrics
-	mux       *http.ServeMux
-	openapi   []byte
+	tenancy    *tenancy.Service
+	audit      *audit.Service
+	idem       idempotency.Store
+	inventory  *inventory.Service
+	identity   *identity.Service
+	release    *release.Service
+	vuln       *vuln.Service
+	trust      *trust.Service
+	rollout    *rollout.Service
+	director   DirectorRoots
+	suit       SUITEnvelopes
+	notify     *notify.Service
+	reports    *disclosure.Service
+	advisories *advisory.Service
+	publicURL  string
+	ready      func(context.Context) error
+	log        *slog.Logger
+	clock      clock.Clock
+	version    string
+	maxBody    int64
+	metrics    *metrics
+	mux        *http.ServeMux
+	openapi    []byte
 }
 
 // New builds the API and its route table.
 func New(d Deps) (*Server, error) {
 	s := &Server{tenancy: d.Tenancy, audit: d.Audit, idem: d.Idempotency, inventory: d.Inventory, identity: d.Identity, release: d.Release, vuln: d.Vuln, ready: d.Ready,
-		rollout: d.Rollout, director: d.Director, log: d.Log,
+		rollout: d.Rollout, director: d.Director, suit: d.SUIT,
+		notify: d.Notify, reports: d.Reports, advisories: d.Advisories, publicURL: d.PublicURL, log: d.Log,
 		clock: d.Clock, version: d.Version, maxBody: d.MaxBody}
+	s.trust = d.Trust
 	if s.maxBody <= 0 {
 		s.maxBody = 1 << 20
 	}

@@ -15,17 +15,21 @@ import (
 	agentid "github.com/steward-iot/steward/agent/identity"
 	"github.com/steward-iot/steward/agent/proto"
 	"github.com/steward-iot/steward/internal/access"
+	"github.com/steward-iot/steward/internal/advisory"
 	"github.com/steward-iot/steward/internal/api"
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/blob"
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/deviceapi"
+	"github.com/steward-iot/steward/internal/disclosure"
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/notify"
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
+	"github.com/steward-iot/steward/internal/suit"
 	"github.com/steward-iot/steward/internal/tenancy"
 	"github.com/steward-iot/steward/internal/trust"
 	"github.com/steward-iot/steward/internal/vuln"
@@ -34,19 +38,23 @@ import (
 // env is a live API over a real database with two organizations: "ops"
 // (the instance org) and "acme" (a tenant), and one token per role in each.
 type env struct {
-	t       testing.TB
-	db      *store.DB
-	ten     *tenancy.Service
-	ident   *identity.Service
-	inv     *inventory.Service
-	rel     *release.Service
-	vul     *vuln.Service
-	rollout *rollout.Service
-	srv     *api.Server
-	ts      *httptest.Server
-	clock   *clock.Fake
-	orgs    map[string]tenancy.Org
-	tokens  map[string]map[access.Role]string // org slug → role → secret
+	t          testing.TB
+	db         *store.DB
+	ten        *tenancy.Service
+	ident      *identity.Service
+	inv        *inventory.Service
+	rel        *release.Service
+	vul        *vuln.Service
+	rollout    *rollout.Service
+	notify     *notify.Service
+	reports    *disclosure.Service
+	advisories *advisory.Service
+	tuf        *trust.Service
+	srv        *api.Server
+	ts         *httptest.Server
+	clock      *clock.Fake
+	orgs       map[string]tenancy.Org
+	tokens     map[string]map[access.Role]string // org slug → role → secret
 }
 
 func newEnv(t testing.TB, d store.Dialect) *env {
@@ -68,16 +76,32 @@ func newEnv(t testing.TB, d store.Dialect) *env {
 	rel := release.NewService(db.Release(), blobs, c, 1<<20)
 	vul := vuln.NewService(db.Vuln(), c)
 	deploy := rollout.NewService(db.Rollout(), c)
-	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
+	// Nothing is delivered here (no dispatcher runs); email subscriptions
+	// only need a relay to be configured.
+	notes, err := notify.NewService(db.Notify(), c, notify.Config{AllowInsecureURLs: true, AllowPrivateNetworks: true,
+		SMTP: notify.SMTPConfig{Addr: "127.0.0.1:2525", From: "steward@example.com"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	advs := advisory.NewService(db.Advisory(), c, advisory.Options{Notifier: notes})
+	reports, err := disclosure.NewService(db.Disclosure(), c, disclosure.Config{}, disclosure.Deps{Notifier: notes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tuf := trust.NewService(db.TUFMeta, db, nil, c, nil)
+	tuf.SetAudit(db.Audit())
+	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(), Trust: tuf,
 		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, c, nil), Release: rel, Vuln: vul,
-		Rollout: deploy, Director: trust.NewDirector(db.DirectorRoots, db, c, 0, nil),
+		Rollout: deploy, Director: trust.NewDirector(db.DirectorRoots, db, c, 0, nil), SUIT: suit.NewEmitter(db),
+		Notify: notes, Reports: reports, Advisories: advs, PublicURL: "https://steward.example",
 		Ready: db.Ping, Clock: c, Version: "test", MaxBody: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, db: db, ten: ten, ident: ident, inv: inv, rel: rel, vul: vul, rollout: deploy, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
+	e := &env{t: t, db: db, ten: ten, ident: ident, inv: inv, rel: rel, vul: vul, rollout: deploy, notify: notes, reports: reports, advisories: advs, srv: srv, ts: httptest.NewServer(srv.Handler()), clock: c,
 		orgs: map[string]tenancy.Org{}, tokens: map[string]map[access.Role]string{}}
 	t.Cleanup(e.ts.Close)
+	e.tuf = tuf
 	ops, secret, created, err := ten.Bootstrap(ctx, "ops", "Operator")
 	if err != nil || !created {
 		t.Fatalf("bootstrap: %v %v", created, err)

@@ -28,7 +28,7 @@ var (
 // routes is the one list of every endpoint. The OpenAPI document, the
 // ServeMux and the access tests all read it.
 func (s *Server) routes() []route {
-	return slices.Concat(s.adminRoutes(), s.deviceRoutes(), s.releaseRoutes(), s.vulnRoutes(), s.rolloutRoutes())
+	return slices.Concat(s.adminRoutes(), s.deviceRoutes(), s.releaseRoutes(), s.vulnRoutes(), s.rolloutRoutes(), s.suitRoutes(), s.notifyRoutes(), s.reportRoutes(), s.advisoryRoutes(), s.tufRoutes())
 }
 
 func (s *Server) adminRoutes() []route {

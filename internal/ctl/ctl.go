@@ -65,7 +65,8 @@ STEWARD_TOKEN_FILE, and finally ./` + defaultTokenFile + `, which
 	f.DurationVar(&o.timeout, "timeout", 30*time.Second, "time limit for each HTTP request")
 	cmd.AddCommand(whoamiCommand(o), orgsCommand(o), usersCommand(o), tokensCommand(o), auditCommand(o),
 		productsCommand(o), enrollTokensCommand(o), devicesCommand(o), groupsCommand(o), versionsCommand(o),
-		artifactsCommand(o), releasesCommand(o))
+		artifactsCommand(o), releasesCommand(o), tufCommand(o),
+		vulnsCommand(o), reportsCommand(o), subscriptionsCommand(o), advisoriesCommand(o))
 	return cmd
 }
 

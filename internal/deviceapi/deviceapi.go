@@ -43,6 +43,10 @@ type Updates interface {
 	// Director returns one of the device's director metadata files
 	// ("N.root.json", "timestamp.json", "N.snapshot.json", "N.targets.json").
 	Director(ctx context.Context, d inventory.Device, name string) ([]byte, error)
+	// SUIT returns the signed SUIT envelope of the release a
+	// microcontroller device should install, or an error wrapping
+	// trust.ErrNotFound when it has none.
+	SUIT(ctx context.Context, d inventory.Device) ([]byte, error)
 }
 
 // SetUpdates enables update delivery: check-ins answer "update" when a
@@ -50,7 +54,7 @@ type Updates interface {
 func (s *Server) SetUpdates(u Updates) { s.updates = u }
 
 // Routes lists the device API's endpoints, for the access tests.
-var Routes = []string{"POST /device/v1/enroll", "POST /device/v1/auth", "POST /device/v1/checkin", "GET /device/v1/director/{file}"}
+var Routes = []string{"POST /device/v1/enroll", "POST /device/v1/auth", "POST /device/v1/checkin", "GET /device/v1/director/{file}", "GET /device/v1/suit"}
 
 // New builds the device API.
 func New(id *identity.Service, checkins *inventory.Checkins, c clock.Clock, log *slog.Logger) *Server {
@@ -65,6 +69,7 @@ func New(id *identity.Service, checkins *inventory.Checkins, c clock.Clock, log 
 	s.mux.HandleFunc(Routes[1], s.auth)
 	s.mux.HandleFunc(Routes[2], s.checkin)
 	s.mux.HandleFunc(Routes[3], s.director)
+	s.mux.HandleFunc(Routes[4], s.suitEnvelope)
 	s.mux.HandleFunc("/device/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &statusErr{http.StatusNotFound, "no such device endpoint: " + r.Method + " " + r.URL.Path})
 	})
@@ -207,6 +212,33 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	write(w, "application/json", http.StatusOK, resp)
+}
+
+// suitEnvelope serves a microcontroller device the SUIT envelope of what
+// it should install; the device verifies it with the key it was
+// provisioned with and fetches the image from the envelope's URI.
+func (s *Server) suitEnvelope(w http.ResponseWriter, r *http.Request) {
+	d, err := s.device(r.Context(), r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if s.updates == nil {
+		s.fail(w, r, &statusErr{http.StatusNotFound, "this server does not deliver updates"})
+		return
+	}
+	env, err := s.updates.SUIT(r.Context(), d)
+	if errors.Is(err, trust.ErrNotFound) {
+		s.fail(w, r, &statusErr{http.StatusNotFound, "no SUIT envelope for this device: nothing is assigned, or its product is not mcu-suit"})
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/suit-envelope+cose")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(env)
 }
 
 // director serves the device's director repository to its TUF client.

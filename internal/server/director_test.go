@@ -31,12 +31,17 @@ type device struct {
 
 func (l *live) device(t *testing.T, serial string) device {
 	t.Helper()
+	return l.deviceOf(t, serial, "gw-hw")
+}
+
+func (l *live) deviceOf(t *testing.T, serial, hardwareID string) device {
+	t.Helper()
 	key, _, err := agentid.LoadOrCreate(t.TempDir(), agentid.Ed25519)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := client.New(l.url, key, client.Options{})
-	resp, err := c.Enroll(context.Background(), client.EnrollParams{Org: "acme", HardwareID: "gw-hw", Serial: serial})
+	resp, err := c.Enroll(context.Background(), client.EnrollParams{Org: "acme", HardwareID: hardwareID, Serial: serial})
 	if err != nil {
 		t.Fatal(err)
 	}

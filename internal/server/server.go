@@ -9,10 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,9 +29,11 @@ import (
 	"github.com/steward-iot/steward/internal/idempotency"
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/notify"
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/store"
+	"github.com/steward-iot/steward/internal/suit"
 	"github.com/steward-iot/steward/internal/tenancy"
 	"github.com/steward-iot/steward/internal/trust"
 	"github.com/steward-iot/steward/internal/vuln"
@@ -50,6 +54,20 @@ type Config struct {
 	Checkin inventory.CheckinConfig
 	// MaxArtifact bounds one uploaded artifact (bytes; default 4 GiB).
 	MaxArtifact int64
+	// PublicURL is where devices and people reach this server (SUIT URIs,
+	// security.txt, CSAF provider metadata); default http://Addr.
+	PublicURL string
+	// DisclosureOrg is the slug of the vendor organization whose
+	// security.txt, report form and CSAF advisories are public (default:
+	// the instance organization).
+	DisclosureOrg string
+	// SecurityContacts are further security.txt Contact URIs (mailto:…).
+	SecurityContacts []string
+	// Notify configures webhook and email delivery (SMTP relay).
+	Notify notify.Config
+	// VulnPolicy sets SLA clocks, escalation and risk acceptance limits;
+	// nil means vuln.DefaultPolicy.
+	VulnPolicy *vuln.Policy
 	// Demo, when positive, seeds demo products and runs a simulated fleet
 	// of this many devices against the server.
 	Demo int
@@ -61,6 +79,24 @@ func (c Config) DSN() string {
 		return c.DB
 	}
 	return filepath.Join(c.Data, "steward.db")
+}
+
+func (c Config) publicURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/")
+	}
+	addr := c.Addr
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	return "http://" + addr
+}
+
+func (c Config) vulnPolicy() vuln.Policy {
+	if c.VulnPolicy != nil {
+		return *c.VulnPolicy
+	}
+	return vuln.DefaultPolicy()
 }
 
 // TokenFile is where the bootstrap admin token is written.
@@ -78,6 +114,9 @@ type Server struct {
 	trust     *trust.Service
 	inventory *inventory.Service
 	identity  *identity.Service
+	suit      *suit.Emitter
+	vp        *vulnProcess
+	vulns     *vuln.Service
 }
 
 // OpenStore opens and migrates the configured database.
@@ -133,19 +172,34 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	s.checkins = inventory.NewCheckins(db.Inventory(), cfg.Clock, cfg.Checkin, log)
 	s.identity, s.inventory = ident, inventory.NewService(db.Inventory(), cfg.Clock)
-	s.trust = trust.NewService(db.TUFMeta, db, blobTargets{s.blobs}, cfg.Clock, log)
+	logs := newTLogs(db, cfg.Clock)
+	s.trust = trust.NewService(logs.metaStores(db.TUFMeta), db, blobTargets{s.blobs}, cfg.Clock, log)
+	s.trust.SetAudit(db.Audit())
 	rel := release.NewService(db.Release(), s.blobs, cfg.Clock, cfg.MaxArtifact)
-	rel.SetPublisher(s.trust)
+	s.suit = suit.NewEmitter(db)
+	rel.SetPublisher(publisher{trust: s.trust, suit: s.suit, db: db, publicURL: cfg.publicURL()})
+	rel.SetTransparencyLog(logs)
 	deploy := rollout.NewService(db.Rollout(), cfg.Clock)
 	director := trust.NewDirector(db.DirectorRoots, db, cfg.Clock, 0, log)
 	devices := deviceapi.New(ident, s.checkins, cfg.Clock, log)
-	devices.SetUpdates(updates{rollout: deploy, director: director})
+	devices.SetUpdates(updates{rollout: deploy, director: director, suit: s.suit})
+	if s.vp, err = s.buildVulnProcess(ctx, db, ten, vulnChecker{db}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if s.vulns, err = vuln.NewService(db.Vuln(), cfg.Clock).WithNotifier(s.vp.notify).WithPolicy(cfg.vulnPolicy()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("vulnerability policy: %w", err)
+	}
+	mounts := map[string]http.Handler{"GET /tuf/{org}/": s.tufHandler(), "GET /tlog/{org}/": logs.handler(ten)}
+	maps.Copy(mounts, s.vp.mounts)
 	s.api, err = api.New(api.Deps{
 		Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
 		Inventory: s.inventory, Identity: ident,
-		Release: rel, Vuln: vuln.NewService(db.Vuln(), cfg.Clock),
-		Mounts:  map[string]http.Handler{"GET /tuf/{org}/": s.tufHandler()},
-		Rollout: deploy, Director: director,
+		Release: rel, Vuln: s.vulns, Trust: s.trust,
+		Mounts: mounts, Notify: s.vp.notify, Reports: s.vp.reports,
+		Advisories: s.vp.advisories, PublicURL: cfg.publicURL(),
+		Rollout: deploy, Director: director, SUIT: s.suit,
 		Device: devices,
 		Ready:  s.ready, Log: log, Clock: cfg.Clock, Registry: reg, Version: cfg.Version,
 	})
@@ -197,6 +251,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { s.checkins.Run(ctx); close(checkinsDone) }()
 	refresherDone := make(chan struct{})
 	go func() { s.trust.RunRefresher(ctx, 10*time.Minute); close(refresherDone) }()
+	notifyDone := make(chan struct{})
+	go func() { s.vp.notify.Run(ctx); close(notifyDone) }()
+	sweepsDone := make(chan struct{})
+	go func() { s.runSweeps(ctx, time.Minute); close(sweepsDone) }()
 	sealerDone := make(chan struct{})
 	go func() { audit.RunSealer(ctx, s.db.Audit(), 200*time.Millisecond, s.log); close(sealerDone) }()
 	errc := make(chan error, 1)
@@ -226,6 +284,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	<-checkinsDone // the last batch of last-seen updates is written
 	<-sealerDone   // and every recorded audit event is chained
 	<-refresherDone
+	<-notifyDone // attempts in flight are recorded
+	<-sweepsDone
 	s.log.Info("stopped")
 	return nil
 }

@@ -39,13 +39,15 @@ func start(t *testing.T, d store.Dialect) *live {
 	if d == store.Postgres {
 		cfg.DB = storetest.DSN(t, d)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cfg.PublicURL = "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := server.New(ctx, cfg, nil)
 	if err != nil {
+		ln.Close()
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

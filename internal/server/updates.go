@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/rollout"
+	"github.com/steward-iot/steward/internal/suit"
 	"github.com/steward-iot/steward/internal/trust"
 )
 
@@ -14,6 +16,7 @@ import (
 type updates struct {
 	rollout  *rollout.Service
 	director *trust.Director
+	suit     *suit.Emitter
 }
 
 func (u updates) Pending(ctx context.Context, d inventory.Device) (bool, error) {
@@ -41,4 +44,21 @@ func (u updates) Director(ctx context.Context, d inventory.Device, name string) 
 		want = release.Targets(full, hw)
 	}
 	return u.director.Serve(ctx, d.OrgID, d.ID, name, want)
+}
+
+func (u updates) SUIT(ctx context.Context, d inventory.Device) ([]byte, error) {
+	r, _, ok, err := u.rollout.Wanted(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		envs, err := u.suit.Envelopes(ctx, r.OrgID, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if len(envs) > 0 {
+			return envs[0].Envelope, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: no SUIT envelope for device %s", trust.ErrNotFound, d.ID)
 }
