@@ -84,8 +84,12 @@ type Tx interface {
 	MaxReleaseCounter(ctx context.Context, productID string) (int64, error)
 	InsertRelease(ctx context.Context, r Release, components []Component) error
 	ReleaseByID(ctx context.Context, orgID, id string) (Release, error)
+	ReleaseByVersion(ctx context.Context, orgID, productID, version string) (Release, error)
 	ListReleases(ctx context.Context, orgID, productID, after string, limit int) ([]Release, error)
 	ReleaseComponents(ctx context.Context, releaseID string) ([]Component, error)
+	// InstalledVersions counts the product's active devices by the version
+	// they report running.
+	InstalledVersions(ctx context.Context, orgID, productID string) (map[string]int, error)
 }
 
 // Store runs functions in read or write transactions.

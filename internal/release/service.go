@@ -178,6 +178,8 @@ type CreateReleaseRequest struct {
 	Notes       string        `json:"notes,omitempty"`
 	SecurityFix bool          `json:"security_fix,omitempty"`
 	Fixes       []string      `json:"fixes,omitempty" doc:"vulnerability ids (CVE-…, GHSA-…, internal) this release fixes"`
+	// NoDeltas skips generating deltas from earlier releases.
+	NoDeltas bool `json:"no_deltas,omitempty" doc:"do not generate binary deltas from the latest release and the releases devices run"`
 }
 
 var vulnIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{1,63}$`)
@@ -236,6 +238,11 @@ func (s *Service) CreateRelease(ctx context.Context, p access.Principal, req Cre
 	if req.SBOM != "" {
 		var err error
 		if comps, format, err = s.readSBOM(ctx, p, req.SBOM); err != nil {
+			return Release{}, err
+		}
+	}
+	if !req.NoDeltas {
+		if err := s.deltasFor(ctx, p, &req); err != nil {
 			return Release{}, err
 		}
 	}

@@ -36,6 +36,7 @@ type Tx interface {
 	DeviceByID(ctx context.Context, orgID, id string) (inventory.Device, error)
 	ReleaseByID(ctx context.Context, orgID, id string) (release.Release, error)
 	ProductByID(ctx context.Context, orgID, id string) (inventory.Product, error)
+	ReleaseByVersion(ctx context.Context, orgID, productID, version string) (release.Release, error)
 	PutAssignment(ctx context.Context, orgID string, a Assignment) error
 	DeleteAssignment(ctx context.Context, orgID, deviceID string) (bool, error)
 	AssignmentOf(ctx context.Context, orgID, deviceID string) (Assignment, error)
@@ -165,4 +166,22 @@ func (s *Service) Wanted(ctx context.Context, d inventory.Device) (r release.Rel
 		return err
 	})
 	return r, hardwareID, ok, err
+}
+
+// Installed returns the release a device reports running, when Steward
+// knows it: a delta is offered only against its image.
+func (s *Service) Installed(ctx context.Context, d inventory.Device) (release.Release, bool, error) {
+	if d.InstalledVersion == "" {
+		return release.Release{}, false, nil
+	}
+	var r release.Release
+	err := s.store.Read(ctx, func(tx Tx) error {
+		var err error
+		r, err = tx.ReleaseByVersion(ctx, d.OrgID, d.ProductID, d.InstalledVersion)
+		return err
+	})
+	if problem.Is(err, problem.KindNotFound) {
+		return release.Release{}, false, nil
+	}
+	return r, err == nil, err
 }

@@ -174,6 +174,39 @@ func TestDirectorAgreesWithImageRepository(t *testing.T) {
 			if got := dev.checkin(t, "1.1.0"); got != proto.ActionNone {
 				t.Fatalf("device on the assigned version told %q", got)
 			}
+			// A device running 1.0.0 is also offered the delta from its image.
+			third := l.device(t, "DIR-3")
+			third.checkin(t, "1.0.0")
+			l.admin("PUT", "/api/v1/orgs/acme/devices/"+third.id+"/assignment", rollout.AssignRequest{ReleaseID: r2.ID}, nil)
+			up3, err := third.director(t, l.url, dirRoot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img = imageUpdater(t, l.url, filepath.Join(third.dir, "image"), imgRoot) // one refresh per updater
+			if err := img.Refresh(); err != nil {
+				t.Fatal(err)
+			}
+			var deltas int
+			for path, dt := range up3.GetTopLevelTargets() {
+				it, err := img.GetTargetInfo(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				im, err := update.Agree(update.Device{ID: third.id, HardwareID: "gw-hw", InstalledCounter: r1.Counter}, path, dt, it)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if im.PrecursorSHA256 != "" {
+					deltas++
+					if im.PrecursorSHA256 != a1.SHA256 {
+						t.Fatalf("delta %s names precursor %s, the device runs %s", path, im.PrecursorSHA256, a1.SHA256)
+					}
+				}
+			}
+			if n := len(up3.GetTopLevelTargets()); n != 2 || deltas != 1 {
+				t.Fatalf("device on 1.0.0 is offered %d targets (%d deltas), want the full image and the delta", n, deltas)
+			}
+
 			// No device token, no director.
 			if code, _ := fetch(t, l.url+"/device/v1/director/timestamp.json"); code != 401 {
 				t.Fatalf("director without a device token: %d, want 401", code)

@@ -24,9 +24,10 @@ func (u updates) Pending(ctx context.Context, d inventory.Device) (bool, error) 
 	return ok && r.Version != d.InstalledVersion, err
 }
 
-// Director names the full images of the wanted release. Deltas are left out
-// until devices report the digest of the image they run, which is what a
-// delta's precursor must match.
+// Director names the full images of the wanted release, and the deltas
+// whose precursor is an image of the release the device reports running:
+// the agent applies a delta when its own image matches the precursor (it
+// checks the hash) and falls back to the full image otherwise.
 func (u updates) Director(ctx context.Context, d inventory.Device, name string) ([]byte, error) {
 	r, hw, ok, err := u.rollout.Wanted(ctx, d)
 	if err != nil {
@@ -34,14 +35,24 @@ func (u updates) Director(ctx context.Context, d inventory.Device, name string) 
 	}
 	var want []trust.Target
 	if ok {
-		full := r
-		full.Artifacts = nil
-		for _, a := range r.Artifacts {
-			if a.Kind != release.KindDelta {
-				full.Artifacts = append(full.Artifacts, a)
+		running := map[string]bool{}
+		if inst, known, err := u.rollout.Installed(ctx, d); err != nil {
+			return nil, err
+		} else if known {
+			for _, a := range inst.Artifacts {
+				if a.Kind == release.KindFull {
+					running[a.SHA256] = true
+				}
 			}
 		}
-		want = release.Targets(full, hw)
+		offer := r
+		offer.Artifacts = nil
+		for _, a := range r.Artifacts {
+			if a.Kind != release.KindDelta || running[a.PrecursorSHA256] {
+				offer.Artifacts = append(offer.Artifacts, a)
+			}
+		}
+		want = release.Targets(offer, hw)
 	}
 	return u.director.Serve(ctx, d.OrgID, d.ID, name, want)
 }

@@ -2,9 +2,12 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
+	"github.com/steward-iot/steward/internal/problem"
 	"github.com/steward-iot/steward/internal/release"
 )
 
@@ -127,4 +130,37 @@ func (tx *Tx) ReleaseComponents(ctx context.Context, releaseID string) ([]releas
 		err := scan(&c.Purl, &c.Name, &c.Version, &c.SourceName, &c.SourceVersion, &c.Distro)
 		return c, err
 	}, "SELECT purl, name, version, source_name, source_version, distro FROM release_components WHERE release_id = $1 ORDER BY purl, name", releaseID)
+}
+
+// InstalledVersions counts a product's active devices by installed version.
+func (tx *Tx) InstalledVersions(ctx context.Context, orgID, productID string) (map[string]int, error) {
+	rows, err := tx.tx.QueryContext(ctx, `SELECT installed_version, COUNT(*) FROM devices
+		WHERE org_id = $1 AND product_id = $2 AND status = 'active' AND installed_version <> '' GROUP BY installed_version`, orgID, productID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var v string
+		var n int
+		if err := rows.Scan(&v, &n); err != nil {
+			return nil, err
+		}
+		out[v] = n
+	}
+	return out, rows.Err()
+}
+
+// ReleaseByVersion returns a product's release of a version.
+func (tx *Tx) ReleaseByVersion(ctx context.Context, orgID, productID, version string) (release.Release, error) {
+	var id string
+	err := tx.tx.QueryRowContext(ctx, "SELECT id FROM releases WHERE org_id = $1 AND product_id = $2 AND version = $3", orgID, productID, version).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return release.Release{}, problem.NotFound("no release %s of this product", version)
+	}
+	if err != nil {
+		return release.Release{}, err
+	}
+	return tx.ReleaseByID(ctx, orgID, id)
 }
