@@ -90,6 +90,7 @@ var allowed = map[string][]access.Role{
 	"listVulnerabilities":       {admin, relmgr, security, operator, auditor},
 	"getVulnerability":          {admin, relmgr, security, operator, auditor},
 	"vulnerabilityAffected":     {admin, relmgr, security, operator, auditor},
+	"vulnerabilityWorklist":     {admin, relmgr, security, operator, auditor},
 	"transitionVulnerability":   {admin, security},
 	"setVulnerabilityOwnership": {admin, security},
 	"assessVulnerability":       {admin, security},
@@ -429,6 +430,16 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 			}
 		}
 	}
+	// Authorization is decided in the domain services, the same on both
+	// databases; what PostgreSQL adds is its own SQL for org scoping. So
+	// PostgreSQL runs the matrix for the most and the least powerful roles
+	// and release managers (every allowed path, forbidden ones, every
+	// foreign org and object), SQLite for all five.
+	roles := access.Roles
+	if d == store.Postgres {
+		// Release managers too: the TUF ceremony cases need two signers.
+		roles = []access.Role{admin, relmgr, auditor}
+	}
 	n := 0
 	readVictims := map[string]victims{}
 	shared := func(slug string) victims {
@@ -443,21 +454,22 @@ func testAccessMatrix(t *testing.T, d store.Dialect) {
 		}
 		for _, own := range []string{"ops", "acme"} {
 			other := map[string]string{"ops": "acme", "acme": "ops"}[own]
-			for _, role := range access.Roles {
+			for _, role := range roles {
 				n++
 				instanceAdmin := own == "ops" && role == admin
 				name := fmt.Sprintf("%s/%s/%s", op.ID, own, role)
 				t.Run(name, func(t *testing.T) {
-					// Reads change nothing, so they share one set of victims per
-					// organization; every write gets fresh ones.
-					var mine, theirs victims
-					if op.Method == http.MethodGet {
-						mine, theirs = shared(own), shared(other)
-					} else {
-						mine, theirs = e.newVictims(own, n), e.newVictims(other, n)
-					}
 					tok := e.tokens[own][role]
 					may := slices.Contains(allowed[op.ID], role) || (op.ID == "createOrg" && instanceAdmin)
+					// Only an allowed write changes its victims, so only it gets
+					// fresh ones; every other call must change nothing (checked
+					// below), so they share one set per organization, and a
+					// call that did change one would fail the checks of every
+					// later case too.
+					mine, theirs := shared(own), shared(other)
+					if may && op.Method != http.MethodGet {
+						mine = e.newVictims(own, n)
+					}
 					foreignIDs := []string{e.orgs[other].ID, theirs.userID, theirs.tokenID, theirs.productID, theirs.deviceID, theirs.groupID,
 						theirs.enrollTokenID, theirs.artifactID, theirs.releaseID, theirs.vulnID}
 

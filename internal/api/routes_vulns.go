@@ -31,6 +31,10 @@ func (s *Server) vulnRoutes() []route {
 			Summary: "Releases (from their SBOMs) and active devices (from their reports) the vulnerability affects, with fixed versions.",
 			Tags:    []string{"vulnerabilities"}, Response: vuln.Affected{}, Errors: readErrors}, handle: s.vulnAffected},
 
+		{op: openapi.Operation{Method: "GET", Path: "/api/v1/orgs/{org}/vulnerabilities/worklist", ID: "vulnerabilityWorklist",
+			Summary: "Open vulnerabilities in the order to work on them: priority class, then exploited first, then the cheaper fix to deploy, " +
+				"then CVSS (deployment cost never moves one across classes).",
+			Tags: tags, Response: []vuln.Vulnerability{}, Errors: readErrors}, handle: s.vulnWorklist},
 		{op: openapi.Operation{Method: "POST", Path: "/api/v1/orgs/{org}/vulnerabilities/{id}/transition", ID: "transitionVulnerability",
 			Summary: "Move a vulnerability to another ISO/IEC 30111 stage (received → acknowledged → triaging → confirmed | rejected | duplicate → " +
 				"remediation → fix-released → disclosed → closed).",
@@ -136,4 +140,12 @@ func (s *Server) getVuln(c *call) (any, error) {
 
 func (s *Server) vulnAffected(c *call) (any, error) {
 	return s.vuln.Affected(c.r.Context(), c.p, c.r.PathValue("id"))
+}
+
+func (s *Server) vulnWorklist(c *call) (any, error) {
+	list, err := s.vuln.Worklist(c.r.Context(), c.p)
+	if list == nil {
+		list = []vuln.Vulnerability{}
+	}
+	return list, err
 }

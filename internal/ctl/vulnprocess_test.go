@@ -98,6 +98,7 @@ func TestVulnerabilityProcess(t *testing.T) {
 	ok(t, s.ctl(t, "vulns", "stage", v.VulnID, "confirmed"))
 	contains(t, ok(t, s.ctl(t, "vulns", "stage", v.VulnID, "remediation")).out, "stage:         remediation", "remediation  running")
 	failed(t, s.ctl(t, "vulns", "stage", v.VulnID, "closed"), "remediation")
+	contains(t, rowWith(t, ok(t, s.ctl(t, "vulns", "worklist")).out, v.VulnID), "1", "remediation", "scheduled")
 	contains(t, rowWith(t, ok(t, s.ctl(t, "vulns", "list")).out, v.VulnID), "remediation", "scheduled",
 		"remediation "+time.Now().UTC().Add(90*24*time.Hour).Format("2006-01-02")) // the default policy: scheduled fixes in 90 days
 

@@ -74,6 +74,31 @@ func vulnsCommand(o *options) *cobra.Command {
 	}
 	list.Flags().IntVar(&limit, "limit", 0, "list at most this many (default: all)")
 
+	worklist := &cobra.Command{
+		Use:   "worklist",
+		Short: "Open vulnerabilities in the order to work on them (priority, exploited, cost of the fix, CVSS)",
+		Args:  cobra.NoArgs,
+		RunE: o.run(func(s *session, _ []string) error {
+			path, err := s.orgPath("/vulnerabilities/worklist")
+			if err != nil {
+				return err
+			}
+			var items []vuln.Vulnerability
+			raw, err := s.get(s.ctx, path, nil, &items)
+			if err != nil {
+				return err
+			}
+			if s.json {
+				return s.printJSON(raw)
+			}
+			t := newTable(s.out, "#", "RECORD", "STAGE", "PRIORITY", "EXPLOITED", "NEXT DEADLINE", "SUMMARY")
+			for i, v := range items {
+				t.row(fmt.Sprint(i+1), v.VulnID, string(v.Stage), orDash(string(v.Priority)), yesNo(v.KnownExploited), nextDeadline(v), clip(v.Summary, 50))
+			}
+			return t.flush()
+		}),
+	}
+
 	show := &cobra.Command{
 		Use:   "show ID|RECORD-ID",
 		Short: "Show a vulnerability: stage, owner, assessment, SLA and CRA clocks, risk acceptance",
@@ -225,7 +250,7 @@ func vulnsCommand(o *options) *cobra.Command {
 	}
 	craCmd.Flags().StringVar(&cra.Reference, "reference", "", "the submission's reference at the reporting platform")
 
-	cmd.AddCommand(imp, list, show, affected, stage, owner, assess, accept, revokeCmd, craCmd)
+	cmd.AddCommand(imp, list, worklist, show, affected, stage, owner, assess, accept, revokeCmd, craCmd)
 	return cmd
 }
 

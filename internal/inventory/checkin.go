@@ -36,6 +36,15 @@ type Checkins struct {
 	mu      sync.Mutex
 	pending map[string]Seen
 	active  int // active devices, refreshed by Run
+
+	onSoftware func(ctx context.Context, d Device, installed proto.Installed) error
+}
+
+// OnSoftwareChange registers fn to run after a device's new software is
+// recorded (vulnerability exposure is re-evaluated there). Its error is
+// logged, not returned to the device: the report itself was stored.
+func (c *Checkins) OnSoftwareChange(fn func(ctx context.Context, d Device, installed proto.Installed) error) {
+	c.onSoftware = fn
 }
 
 // NewCheckins returns a check-in recorder; call Run to flush batches.
@@ -81,6 +90,11 @@ func (c *Checkins) Checkin(ctx context.Context, d Device, req proto.CheckinReque
 		})
 		if err != nil {
 			return proto.CheckinResponse{}, err
+		}
+		if c.onSoftware != nil {
+			if err := c.onSoftware(ctx, d, req.Installed); err != nil {
+				c.log.WarnContext(ctx, "after a software change", "device_id", d.ID, "err", err)
+			}
 		}
 	}
 	c.mu.Lock()

@@ -191,6 +191,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		db.Close()
 		return nil, fmt.Errorf("vulnerability policy: %w", err)
 	}
+	s.checkins.OnSoftwareChange(s.exposureHook)
 	mounts := map[string]http.Handler{"GET /tuf/{org}/": s.tufHandler(), "GET /tlog/{org}/": logs.handler(ten)}
 	maps.Copy(mounts, s.vp.mounts)
 	s.api, err = api.New(api.Deps{

@@ -20,6 +20,7 @@ import (
 	"github.com/steward-iot/steward/agent/simulator"
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/notify"
 	"github.com/steward-iot/steward/internal/server"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
@@ -35,7 +36,9 @@ type live struct {
 func start(t *testing.T, d store.Dialect) *live {
 	t.Helper()
 	cfg := server.Config{Data: t.TempDir(), BootstrapOrg: "acme", Version: "test",
-		Checkin: inventory.CheckinConfig{Interval: time.Second, FlushEvery: 100 * time.Millisecond}}
+		Checkin: inventory.CheckinConfig{Interval: time.Second, FlushEvery: 100 * time.Millisecond},
+		// Webhook receivers in tests listen on loopback over http.
+		Notify: notify.Config{AllowInsecureURLs: true, AllowPrivateNetworks: true, PollInterval: 20 * time.Millisecond}}
 	if d == store.Postgres {
 		cfg.DB = storetest.DSN(t, d)
 	}

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/steward-iot/steward/agent/proto"
 	"github.com/steward-iot/steward/internal/advisory"
 	"github.com/steward-iot/steward/internal/disclosure"
+	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/notify"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/tenancy"
@@ -121,4 +123,16 @@ func (c vulnChecker) CheckVulnerability(ctx context.Context, orgID, id string) e
 		_, err := tx.VulnerabilityByID(ctx, orgID, id)
 		return err
 	})
+}
+
+// exposureHook re-evaluates a device's vulnerability exposure when it
+// reports new software.
+func (s *Server) exposureHook(ctx context.Context, d inventory.Device, installed proto.Installed) error {
+	comps := make([]vuln.ComponentRef, len(installed.Components))
+	for i, c := range installed.Components {
+		comps[i] = vuln.ComponentRef{OwnerID: d.ID, OwnerLabel: d.Serial, Purl: c.Purl, Version: c.Version}
+	}
+	_, _, err := s.vulns.UpdateExposure(ctx, vuln.DeviceSoftware{OrgID: d.OrgID, DeviceID: d.ID, Serial: d.Serial,
+		Version: installed.Version, Components: comps})
+	return err
 }

@@ -284,3 +284,29 @@ func (tx *Tx) ScanDeviceComponents(ctx context.Context, orgID string, fn func(vu
 		FROM device_components c JOIN devices d ON d.id = c.device_id
 		WHERE d.org_id = $1 AND d.status IN ('active', 'quarantined') ORDER BY c.device_id`, orgID, fn)
 }
+
+// DeviceExposure returns the vulnerabilities a device was last exposed to.
+func (tx *Tx) DeviceExposure(ctx context.Context, orgID, deviceID string) ([]string, bool, error) {
+	var raw string
+	err := tx.tx.QueryRowContext(ctx, "SELECT vulns FROM device_exposure WHERE org_id = $1 AND device_id = $2", orgID, deviceID).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return []string{}, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var ids []string
+	err = json.Unmarshal([]byte(raw), &ids)
+	return ids, true, err
+}
+
+// PutDeviceExposure records the vulnerabilities a device is exposed to.
+func (tx *Tx) PutDeviceExposure(ctx context.Context, orgID, deviceID string, ids []string, at time.Time) error {
+	raw, err := json.Marshal(ids)
+	if err != nil {
+		return err
+	}
+	_, err = tx.exec(ctx, `INSERT INTO device_exposure (device_id, org_id, vulns, updated_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (device_id) DO UPDATE SET vulns = excluded.vulns, updated_at = excluded.updated_at`, deviceID, orgID, string(raw), us(at))
+	return err
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sort"
+	"sync"
 
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/audit"
@@ -23,6 +24,9 @@ type Service struct {
 	clock    clock.Clock
 	policy   Policy
 	notifier Notifier
+
+	recMu sync.Mutex
+	recs  map[string]parsedRecord // parsed OSV records by vulnerability id
 }
 
 // NewService returns a vulnerability service with the default SLA policy

@@ -124,6 +124,10 @@ type Tx interface {
 	// components; fn is called once per component.
 	ScanReleaseComponents(ctx context.Context, orgID string, fn func(ComponentRef) error) error
 	ScanDeviceComponents(ctx context.Context, orgID string, fn func(ComponentRef) error) error
+	// DeviceExposure returns the vulnerability record ids a device was last
+	// found exposed to; known is false before its first evaluation.
+	DeviceExposure(ctx context.Context, orgID, deviceID string) (ids []string, known bool, err error)
+	PutDeviceExposure(ctx context.Context, orgID, deviceID string, ids []string, at time.Time) error
 }
 
 // Store runs functions in read or write transactions.
