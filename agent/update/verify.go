@@ -130,7 +130,8 @@ func custom(t *metadata.TargetFiles) (Custom, error) {
 // BearerFetcher is a go-tuf fetcher that sends the device token, for the
 // director, which serves each device only its own metadata. (go-tuf's own
 // NewFetcherWithRoundTripper changes Go's default HTTP client for the
-// whole process.)
+// whole process.) A nil Token sends no Authorization, for the public
+// image repository.
 type BearerFetcher struct {
 	Client *http.Client
 	Token  func() string
@@ -142,7 +143,9 @@ func (f BearerFetcher) DownloadFile(url string, maxLength int64, _ time.Duration
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+f.Token())
+	if f.Token != nil {
+		req.Header.Set("Authorization", "Bearer "+f.Token())
+	}
 	res, err := f.Client.Do(req)
 	if err != nil {
 		return nil, err
