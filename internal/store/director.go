@@ -12,32 +12,6 @@ import (
 
 var _ trust.DirectorStore = (*DB)(nil)
 
-// DirectorRoots returns the store of an organization's director root files.
-func (db *DB) DirectorRoots(orgID string) trust.MetaStore { return directorRoots{db: db, org: orgID} }
-
-type directorRoots struct {
-	db  *DB
-	org string
-}
-
-func (m directorRoots) Put(ctx context.Context, name string, data []byte) error {
-	return m.db.Write(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `INSERT INTO director_roots (org_id, name, data, updated_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (org_id, name) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
-			m.org, name, string(data), us(m.db.clock.Now()))
-		return err
-	})
-}
-
-func (m directorRoots) Get(ctx context.Context, name string) ([]byte, error) {
-	var s string
-	err := m.db.reader.QueryRowContext(ctx, "SELECT data FROM director_roots WHERE org_id = $1 AND name = $2", m.org, name).Scan(&s)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("%w: %s", trust.ErrNotFound, name)
-	}
-	return []byte(s), err
-}
-
 // DirectorKeys returns an organization's online director keys.
 func (db *DB) DirectorKeys(ctx context.Context, orgID string) ([]trust.StoredKey, error) {
 	var out []trust.StoredKey

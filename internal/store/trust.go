@@ -11,16 +11,26 @@ import (
 )
 
 // TUFMeta returns the metadata store of one organization's repository.
-func (db *DB) TUFMeta(orgID string) trust.MetaStore { return tufMeta{db: db, org: orgID} }
+func (db *DB) TUFMeta(orgID string) trust.MetaStore {
+	return tufMeta{db: db, org: orgID, table: "tuf_metadata"}
+}
 
+// DirectorRoots returns the store of an organization's director root files.
+func (db *DB) DirectorRoots(orgID string) trust.MetaStore {
+	return tufMeta{db: db, org: orgID, table: "director_roots"}
+}
+
+// tufMeta keeps metadata files by name in one of two tables of the same
+// shape (constant names, never input).
 type tufMeta struct {
-	db  *DB
-	org string
+	db    *DB
+	org   string
+	table string
 }
 
 func (m tufMeta) Put(ctx context.Context, name string, data []byte) error {
 	return m.db.Write(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, `INSERT INTO tuf_metadata (org_id, name, data, updated_at) VALUES ($1, $2, $3, $4)
+		_, err := tx.exec(ctx, `INSERT INTO `+m.table+` (org_id, name, data, updated_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (org_id, name) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at`,
 			m.org, name, string(data), us(m.db.clock.Now()))
 		return err
@@ -29,7 +39,7 @@ func (m tufMeta) Put(ctx context.Context, name string, data []byte) error {
 
 func (m tufMeta) Get(ctx context.Context, name string) ([]byte, error) {
 	var s string
-	err := m.db.reader.QueryRowContext(ctx, "SELECT data FROM tuf_metadata WHERE org_id = $1 AND name = $2", m.org, name).Scan(&s)
+	err := m.db.reader.QueryRowContext(ctx, "SELECT data FROM "+m.table+" WHERE org_id = $1 AND name = $2", m.org, name).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("%w: %s", trust.ErrNotFound, name)
 	}
