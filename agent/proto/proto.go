@@ -20,6 +20,10 @@
 //     CheckinRequest. Answers CheckinResponse: the next action and when to
 //     check in next. The server checks the device's status on every
 //     request, so a revoked device is refused at once, not at token expiry.
+//  4. POST /device/v1/updates/status with the bearer token, body
+//     UpdateStatus, at each step of an update. Answers
+//     UpdateStatusResponse; retry until it arrives (reports are idempotent
+//     on their ReportID).
 //
 // Errors are RFC 9457 problem documents; Code (ProblemCode) tells the agent
 // what to do without parsing prose.
@@ -160,4 +164,62 @@ type Problem struct {
 	Detail     string    `json:"detail,omitempty"`
 	Code       string    `json:"code,omitempty"`
 	ServerTime time.Time `json:"server_time,omitzero"`
+}
+
+// Update steps a device reports in UpdateStatus, in the order they happen.
+// "failed" and "rolled-back" end an attempt that did not commit.
+const (
+	StepDownloading = "downloading"
+	StepDownloaded  = "downloaded"
+	StepInstalling  = "installing"
+	StepRebooting   = "rebooting"
+	StepCommitted   = "committed"
+	StepFailed      = "failed"
+	StepRolledBack  = "rolled-back"
+)
+
+// Reason codes: why an update failed (required with StepFailed) or was
+// rolled back (optional with StepRolledBack).
+const (
+	ReasonDownloadFailed      = "download-failed"
+	ReasonVerificationFailed  = "verification-failed"
+	ReasonInsufficientStorage = "insufficient-storage"
+	ReasonInstallFailed       = "install-failed"
+	ReasonHealthCheckFailed   = "health-check-failed"
+	ReasonPowerLoss           = "power-loss"
+	ReasonRollbackRefused     = "rollback-refused"
+)
+
+// Bounds of an UpdateStatus report.
+const (
+	MaxStatusBody     = 4 << 10 // the whole request body
+	MaxStatusDetail   = 1 << 10 // Detail, in bytes
+	MaxStatusReportID = 64      // ReportID, in bytes
+)
+
+// UpdateStatus reports one step of installing a release:
+// POST /device/v1/updates/status with the device token. A device retries
+// a report until it is acknowledged; the server stores each ReportID once,
+// so a report sent again is answered Duplicate and changes nothing.
+type UpdateStatus struct {
+	// ReportID is unique per report, chosen by the device (e.g. a UUID),
+	// and the same on every retry of that report.
+	ReportID  string `json:"report_id" doc:"device-chosen unique id of this report, reused on retries; 1-64 of A-Z a-z 0-9 . _ : -"`
+	ReleaseID string `json:"release_id"`
+	Step      string `json:"step" enum:"downloading,downloaded,installing,rebooting,committed,failed,rolled-back"`
+	// ReasonCode is required when Step is "failed", allowed with
+	// "rolled-back", and refused otherwise.
+	ReasonCode string `json:"reason_code,omitempty" enum:"download-failed,verification-failed,insufficient-storage,install-failed,health-check-failed,power-loss,rollback-refused"`
+	Detail     string `json:"detail,omitempty" doc:"free text for people, at most 1 KiB"`
+	BytesDone  *int64 `json:"bytes_done,omitempty"`
+	BytesTotal *int64 `json:"bytes_total,omitempty"`
+	// At is the device's clock when the step happened; it may be wrong.
+	At time.Time `json:"at"`
+}
+
+// UpdateStatusResponse acknowledges an UpdateStatus: stop retrying it.
+type UpdateStatusResponse struct {
+	Accepted bool `json:"accepted"`
+	// Duplicate: this ReportID was stored before; nothing changed.
+	Duplicate bool `json:"duplicate"`
 }

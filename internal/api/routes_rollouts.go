@@ -34,6 +34,10 @@ func (s *Server) rolloutRoutes() []route {
 		{op: openapi.Operation{Method: "DELETE", Path: "/api/v1/orgs/{org}/devices/{id}/assignment", ID: "unassignDevice",
 			Summary: "Remove a device's assignment: a device that has not started gets nothing.", Tags: []string{"deployments"},
 			Response: nil, Status: http.StatusNoContent, Errors: readErrors}, handle: s.unassignDevice},
+		{op: openapi.Operation{Method: "GET", Path: "/api/v1/orgs/{org}/devices/{id}/updates", ID: "deviceUpdateHistory",
+			Summary: "A device's update history: the status it reported at each step of each update, oldest first.",
+			Tags:    []string{"deployments"}, Params: pageParams, Response: Page[rollout.UpdateEvent]{}, Errors: readErrors},
+			handle: s.deviceUpdateHistory},
 		{op: openapi.Operation{Method: "GET", Path: "/api/v1/orgs/{org}/director/root", ID: "directorRoot",
 			Summary: "A version of the organization's director root (TUF root.json), to provision devices with.",
 			Tags:    []string{"deployments"}, Params: []openapi.Param{{Name: "version", In: "query", Description: "root version (default 1)"}},
@@ -55,6 +59,15 @@ func (s *Server) getAssignment(c *call) (any, error) {
 
 func (s *Server) unassignDevice(c *call) (any, error) {
 	return nil, s.rollout.Unassign(c.r.Context(), c.p, c.r.PathValue("id"))
+}
+
+func (s *Server) deviceUpdateHistory(c *call) (any, error) {
+	pq, err := c.page()
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := s.rollout.History(c.r.Context(), c.p, c.r.PathValue("id"), pq.after, pq.limit)
+	return newPage(items, next), err
 }
 
 func (s *Server) directorRoot(c *call) (any, error) {

@@ -70,5 +70,5 @@ func assignCommands(o *options) []*cobra.Command {
 			return err
 		}),
 	}
-	return []*cobra.Command{assign, show, unassign}
+	return []*cobra.Command{assign, show, unassign, historyCommand(o)}
 }

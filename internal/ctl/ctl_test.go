@@ -83,9 +83,12 @@ func newTestServer(t *testing.T) *testServer {
 		t.Fatal(err)
 	}
 	rel := release.NewService(db.Release(), blobs, clock.Real, maxTestArtifact)
+	deploy := rollout.NewService(db.Rollout(), clock.Real)
+	devices := deviceapi.New(ident, checkins, clock.Real, nil)
+	devices.SetStatusRecorder(deploy)
 	srv, err := api.New(api.Deps{Tenancy: ten, Audit: audit.NewService(db.Audit()), Idempotency: db.Idempotency(),
-		Inventory: inv, Identity: ident, Device: deviceapi.New(ident, checkins, clock.Real, nil), Release: rel, Version: "test",
-		Rollout: rollout.NewService(db.Rollout(), clock.Real)})
+		Inventory: inv, Identity: ident, Device: devices, Release: rel, Version: "test",
+		Rollout: deploy})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,6 +33,7 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	updates  Updates
+	statuses StatusRecorder
 }
 
 // Updates tells the device API what a device should install.
@@ -53,8 +54,20 @@ type Updates interface {
 // device has something to install, and the director serves its metadata.
 func (s *Server) SetUpdates(u Updates) { s.updates = u }
 
+// StatusRecorder stores the status reports devices send at each step of
+// an update.
+type StatusRecorder interface {
+	// RecordStatus stores a report once per report id: a report seen
+	// before answers duplicate and changes nothing.
+	RecordStatus(ctx context.Context, d inventory.Device, req proto.UpdateStatus) (duplicate bool, err error)
+}
+
+// SetStatusRecorder enables POST /device/v1/updates/status.
+func (s *Server) SetStatusRecorder(r StatusRecorder) { s.statuses = r }
+
 // Routes lists the device API's endpoints, for the access tests.
-var Routes = []string{"POST /device/v1/enroll", "POST /device/v1/auth", "POST /device/v1/checkin", "GET /device/v1/director/{file}", "GET /device/v1/suit"}
+var Routes = []string{"POST /device/v1/enroll", "POST /device/v1/auth", "POST /device/v1/checkin", "GET /device/v1/director/{file}", "GET /device/v1/suit",
+	"POST /device/v1/updates/status"}
 
 // New builds the device API.
 func New(id *identity.Service, checkins *inventory.Checkins, c clock.Clock, log *slog.Logger) *Server {
@@ -70,6 +83,7 @@ func New(id *identity.Service, checkins *inventory.Checkins, c clock.Clock, log 
 	s.mux.HandleFunc(Routes[2], s.checkin)
 	s.mux.HandleFunc(Routes[3], s.director)
 	s.mux.HandleFunc(Routes[4], s.suitEnvelope)
+	s.mux.HandleFunc(Routes[5], s.updateStatus)
 	s.mux.HandleFunc("/device/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, &statusErr{http.StatusNotFound, "no such device endpoint: " + r.Method + " " + r.URL.Path})
 	})
@@ -130,13 +144,18 @@ func write(w http.ResponseWriter, ct string, status int, v any) {
 
 // body reads a bounded JSON body.
 func body(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	return bodyMax(w, r, proto.MaxBody)
+}
+
+// bodyMax reads a JSON body of at most limit bytes.
+func bodyMax(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
 		return nil, &statusErr{http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q is not supported; send application/json", ct)}
 	}
-	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, proto.MaxBody))
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, problem.TooLarge("the request body is over the %d-byte limit", proto.MaxBody)
+		return nil, problem.TooLarge("the request body is over the %d-byte limit", limit)
 	}
 	if err != nil {
 		return nil, problem.Invalid("could not read the request body: %v", err)
@@ -214,17 +233,38 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request) {
 	write(w, "application/json", http.StatusOK, resp)
 }
 
-// suitEnvelope serves a microcontroller device the SUIT envelope of what
-// it should install; the device verifies it with the key it was
-// provisioned with and fetches the image from the envelope's URI.
-func (s *Server) suitEnvelope(w http.ResponseWriter, r *http.Request) {
-	d, err := s.device(r.Context(), r)
+// updateStatus records a device's report of an update step. The device
+// retries until it gets an answer; a report it sent before is answered
+// duplicate.
+func (s *Server) updateStatus(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.authorized(w, r, s.statuses != nil, "record update status")
+	if !ok {
+		return
+	}
+	b, err := bodyMax(w, r, proto.MaxStatusBody)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if s.updates == nil {
-		s.fail(w, r, &statusErr{http.StatusNotFound, "this server does not deliver updates"})
+	var req proto.UpdateStatus
+	if err := strictJSON(b, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	dup, err := s.statuses.RecordStatus(r.Context(), d, req)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	write(w, "application/json", http.StatusOK, proto.UpdateStatusResponse{Accepted: true, Duplicate: dup})
+}
+
+// suitEnvelope serves a microcontroller device the SUIT envelope of what
+// it should install; the device verifies it with the key it was
+// provisioned with and fetches the image from the envelope's URI.
+func (s *Server) suitEnvelope(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.authorized(w, r, s.updates != nil, "deliver updates")
+	if !ok {
 		return
 	}
 	env, err := s.updates.SUIT(r.Context(), d)
@@ -243,13 +283,8 @@ func (s *Server) suitEnvelope(w http.ResponseWriter, r *http.Request) {
 
 // director serves the device's director repository to its TUF client.
 func (s *Server) director(w http.ResponseWriter, r *http.Request) {
-	d, err := s.device(r.Context(), r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if s.updates == nil {
-		s.fail(w, r, &statusErr{http.StatusNotFound, "this server does not deliver updates"})
+	d, ok := s.authorized(w, r, s.updates != nil, "deliver updates")
+	if !ok {
 		return
 	}
 	data, err := s.updates.Director(r.Context(), d, r.PathValue("file"))
@@ -265,6 +300,21 @@ func (s *Server) director(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(data)
+}
+
+// authorized authenticates the device of an update endpoint, answering
+// 404 when this server has the feature off.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request, enabled bool, feature string) (inventory.Device, bool) {
+	d, err := s.device(r.Context(), r)
+	if err != nil {
+		s.fail(w, r, err)
+		return d, false
+	}
+	if !enabled {
+		s.fail(w, r, &statusErr{http.StatusNotFound, "this server does not " + feature})
+		return d, false
+	}
+	return d, true
 }
 
 func (s *Server) device(ctx context.Context, r *http.Request) (inventory.Device, error) {

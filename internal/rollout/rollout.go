@@ -40,6 +40,12 @@ type Tx interface {
 	PutAssignment(ctx context.Context, orgID string, a Assignment) error
 	DeleteAssignment(ctx context.Context, orgID, deviceID string) (bool, error)
 	AssignmentOf(ctx context.Context, orgID, deviceID string) (Assignment, error)
+	// AddUpdateEvent appends to a device's update history unless it holds
+	// the event's report id already (then inserted is false and nothing
+	// changes).
+	AddUpdateEvent(ctx context.Context, orgID string, e UpdateEvent) (inserted bool, err error)
+	// UpdateHistory lists a device's update events by id after after.
+	UpdateHistory(ctx context.Context, orgID, deviceID, after string, limit int) ([]UpdateEvent, error)
 }
 
 // Store runs functions in read or write transactions.

@@ -183,6 +183,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	director := trust.NewDirector(db.DirectorRoots, db, cfg.Clock, 0, log)
 	devices := deviceapi.New(ident, s.checkins, cfg.Clock, log)
 	devices.SetUpdates(updates{rollout: deploy, director: director, suit: s.suit})
+	devices.SetStatusRecorder(deploy)
 	if s.vp, err = s.buildVulnProcess(ctx, db, ten, vulnChecker{db}); err != nil {
 		db.Close()
 		return nil, err

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 
 	"github.com/steward-iot/steward/internal/rollout"
 )
@@ -41,4 +43,51 @@ func (tx *Tx) DeleteAssignment(ctx context.Context, orgID, deviceID string) (boo
 func (tx *Tx) AssignmentOf(ctx context.Context, orgID, deviceID string) (rollout.Assignment, error) {
 	return getOne(ctx, tx, "assignment of device "+deviceID, scanAssignment,
 		"SELECT device_id, release_id, assigned_by, assigned_at FROM device_assignments WHERE org_id = $1 AND device_id = $2", orgID, deviceID)
+}
+
+const updateEventCols = "id, device_id, report_id, release_id, version, step, reason_code, detail, bytes_done, bytes_total, device_at, received_at"
+
+func scanUpdateEvent(scan func(...any) error) (rollout.UpdateEvent, error) {
+	var e rollout.UpdateEvent
+	var done, total sql.NullInt64
+	var deviceAt, receivedAt int64
+	err := scan(&e.ID, &e.DeviceID, &e.ReportID, &e.ReleaseID, &e.Version, &e.Step, &e.ReasonCode, &e.Detail,
+		&done, &total, &deviceAt, &receivedAt)
+	if done.Valid {
+		e.BytesDone = &done.Int64
+	}
+	if total.Valid {
+		e.BytesTotal = &total.Int64
+	}
+	e.DeviceTime, e.ReceivedAt = fromUS(deviceAt), fromUS(receivedAt)
+	return e, err
+}
+
+func nullInt(p *int64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// AddUpdateEvent appends to a device's update history; a report id the
+// device used before inserts nothing (inserted is false). ON CONFLICT DO
+// NOTHING makes concurrent copies of one report safe on both databases.
+func (tx *Tx) AddUpdateEvent(ctx context.Context, orgID string, e rollout.UpdateEvent) (bool, error) {
+	res, err := tx.exec(ctx, `INSERT INTO device_update_events (`+updateEventCols+`, org_id)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+		ON CONFLICT (device_id, report_id) DO NOTHING`,
+		e.ID, e.DeviceID, e.ReportID, e.ReleaseID, e.Version, e.Step, e.ReasonCode, e.Detail,
+		nullInt(e.BytesDone), nullInt(e.BytesTotal), us(e.DeviceTime), us(e.ReceivedAt), orgID)
+	if err != nil {
+		return false, fmt.Errorf("insert update event: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+// UpdateHistory lists a device's update events in the order received.
+func (tx *Tx) UpdateHistory(ctx context.Context, orgID, deviceID, after string, limit int) ([]rollout.UpdateEvent, error) {
+	return list(ctx, tx, "update history", scanUpdateEvent, "SELECT "+updateEventCols+` FROM device_update_events
+		WHERE org_id = $1 AND device_id = $2 AND id > $3 ORDER BY id LIMIT $4`, orgID, deviceID, after, limit)
 }
