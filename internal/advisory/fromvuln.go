@@ -31,8 +31,10 @@ var cvePattern = regexp.MustCompile(`^CVE-\d{4}-\d{4,}$`)
 // review before publishing. For each product with an affected release:
 // releases whose SBOM matched are known_affected; later releases of the
 // product that did not match (or that declare the fix) are fixed, and the
-// first of them is the vendor_fix remediation; earlier releases that did not
-// match are known_not_affected (the vulnerable code came later). A product
+// first of them after the last affected one is the vendor_fix remediation;
+// earlier releases that did not match are known_not_affected (the
+// vulnerable code came later); releases without an SBOM are
+// under_investigation unless they declare the fix. A product
 // with no fixed release gets no_fix_planned when past its end of support,
 // else none_available. Products with no affected release are
 // known_not_affected (component_not_present) for releases with an SBOM and
@@ -89,16 +91,19 @@ func DraftFrom(src Source) Draft {
 			pid := productID(p.Slug, r.Version)
 			d.Products = append(d.Products, Product{ID: pid, Vendor: src.Publisher.Name, Name: p.Name, Version: r.Version, HardwareID: p.HardwareID})
 			switch {
-			case lastAffected < 0 && r.SBOMArtifact == "":
-				av.UnderInvestigation = append(av.UnderInvestigation, pid)
-			case lastAffected < 0:
-				av.KnownNotAffected = append(av.KnownNotAffected, NotAffected{ProductID: pid, Justification: "component_not_present"})
 			case affected[r.ID] && !fixes(r):
 				av.KnownAffected = append(av.KnownAffected, pid)
 				hitIDs = append(hitIDs, pid)
+			case r.SBOMArtifact == "" && !fixes(r):
+				// Without an SBOM nothing says either way.
+				av.UnderInvestigation = append(av.UnderInvestigation, pid)
+			case lastAffected < 0:
+				av.KnownNotAffected = append(av.KnownNotAffected, NotAffected{ProductID: pid, Justification: "component_not_present"})
 			case r.Counter > lastAffected || fixes(r):
 				av.Fixed = append(av.Fixed, pid)
-				if firstFix == nil {
+				// "Update to X or later" must not send anyone to a later
+				// affected release.
+				if firstFix == nil && r.Counter > lastAffected {
 					firstFix = &rels[i]
 				}
 			default:

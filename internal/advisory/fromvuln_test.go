@@ -36,7 +36,7 @@ func TestDraftFromVulnerability(t *testing.T) {
 		Products: []inventory.Product{gw, old, cam},
 		Releases: []release.Release{
 			rel("gw-1", "p-gw", "1.0", 1, true), rel("gw-2", "p-gw", "1.1", 2, true), rel("gw-3", "p-gw", "1.2", 3, true),
-			rel("gw-4", "p-gw", "1.3", 4, true, "CVE-2022-1271"), rel("gw-5", "p-gw", "1.4", 5, true),
+			rel("gw-4", "p-gw", "1.3", 4, true, "CVE-2022-1271"), rel("gw-5", "p-gw", "1.4", 5, true), rel("gw-6", "p-gw", "1.5", 6, false),
 			rel("old-1", "p-old", "0.9", 1, true),
 			rel("cam-1", "p-cam", "2.0", 1, true), rel("cam-2", "p-cam", "2.1", 2, false),
 		},
@@ -55,7 +55,7 @@ func TestDraftFromVulnerability(t *testing.T) {
 	}
 	check("known affected", v.KnownAffected, []string{"gw-1.1", "gw-1.2", "old-0.9"})
 	check("fixed", v.Fixed, []string{"gw-1.3", "gw-1.4"})
-	check("under investigation", v.UnderInvestigation, []string{"cam-2.1"})
+	check("under investigation", v.UnderInvestigation, []string{"gw-1.5", "cam-2.1"}) // no SBOM, no claim
 	var na []string
 	for _, n := range v.KnownNotAffected {
 		na = append(na, n.ProductID+":"+n.Justification)

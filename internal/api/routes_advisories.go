@@ -55,7 +55,8 @@ func (s *Server) advisoryRoutes() []route {
 			{op: openapi.Operation{Method: "POST", Path: "/api/v1/orgs/{org}/vulnerabilities/{id}/advisory", ID: "draftAdvisory",
 				Summary: "Draft an advisory from a vulnerability: its assessment, and product status per release from SBOM matching " +
 					"(known affected, first fixed release, not affected, under investigation). Review it, then publish.",
-				Tags: tags, Response: advisory.Advisory{}, Status: http.StatusCreated, Errors: createErrors}, handle: s.draftAdvisory},
+				Tags: tags, Params: []openapi.Param{idemParam}, Response: advisory.Advisory{}, Status: http.StatusCreated,
+				Errors: createErrors}, handle: s.draftAdvisory, idempotent: true},
 		}...)
 	}
 	return rts

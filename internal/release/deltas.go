@@ -79,8 +79,10 @@ func (s *Service) precursors(ctx context.Context, orgID, productID string) ([]Re
 }
 
 // deltasFor generates deltas for a release about to be created, unless
-// the product or version are wrong (CreateRelease then says so) or the
-// version exists already: a refused release leaves no delta behind.
+// the product, the version or an artifact reference is wrong (CreateRelease
+// then says so). Deltas are stored as artifacts before the release is: if
+// the release is then refused (a concurrent release of the same version),
+// they stay as ordinary, content-addressed artifacts that a retry reuses.
 func (s *Service) deltasFor(ctx context.Context, p access.Principal, req *CreateReleaseRequest) error {
 	var productID string
 	err := s.store.Read(ctx, func(tx Tx) error {
@@ -135,9 +137,16 @@ func (s *Service) makeDeltas(ctx context.Context, p access.Principal, productID 
 		}
 	}
 	var made []ArtifactRef
+	used := map[string]bool{} // precursor digests already given a delta
 	for _, img := range images {
 		for _, pr := range precursors {
-			old := precursorImage(pr, img.Name)
+			old := precursorImage(pr, img.Name, len(images) == 1)
+			if old != nil && used[old.SHA256] {
+				continue // one delta per precursor image
+			}
+			if len(req.Artifacts)+len(made) >= maxArtifacts {
+				break
+			}
 			if old == nil || old.SHA256 == img.SHA256 || old.Size > delta.MaxImageSize || img.Size > delta.MaxImageSize {
 				continue
 			}
@@ -150,6 +159,7 @@ func (s *Service) makeDeltas(ctx context.Context, p access.Principal, productID 
 			}
 			if ok {
 				made = append(made, ArtifactRef{ID: a.ID, Kind: KindDelta, PrecursorSHA256: old.SHA256})
+				used[old.SHA256] = true
 			}
 		}
 	}
@@ -157,8 +167,9 @@ func (s *Service) makeDeltas(ctx context.Context, p access.Principal, productID 
 	return nil
 }
 
-// precursorImage is the full image of r named name, or r's only full image.
-func precursorImage(r Release, name string) *ReleaseArtifact {
+// precursorImage is the full image of r named name, or, when both releases
+// have a single image (renamed between versions), r's only full image.
+func precursorImage(r Release, name string, single bool) *ReleaseArtifact {
 	var full []ReleaseArtifact
 	for _, a := range r.Artifacts {
 		if a.Kind != KindFull {
@@ -169,13 +180,23 @@ func precursorImage(r Release, name string) *ReleaseArtifact {
 		}
 		full = append(full, a)
 	}
-	if len(full) == 1 {
+	if single && len(full) == 1 {
 		return &full[0]
 	}
 	return nil
 }
 
+// deltaSlot admits one delta generation at a time per process: each holds
+// both images (up to delta.MaxImageSize each) in memory.
+var deltaSlot = make(chan struct{}, 1)
+
 func (s *Service) makeDelta(ctx context.Context, p access.Principal, old ReleaseArtifact, img Artifact, fromVersion string) (Artifact, bool, error) {
+	select {
+	case deltaSlot <- struct{}{}:
+		defer func() { <-deltaSlot }()
+	case <-ctx.Done():
+		return Artifact{}, false, ctx.Err()
+	}
 	oldF, _, err := s.blobs.Open(ctx, old.SHA256)
 	if err != nil {
 		return Artifact{}, false, err

@@ -182,13 +182,16 @@ type CreateReleaseRequest struct {
 	NoDeltas bool `json:"no_deltas,omitempty" doc:"do not generate binary deltas from the latest release and the releases devices run"`
 }
 
+// maxArtifacts bounds the artifacts of one release, generated deltas included.
+const maxArtifacts = 64
+
 var vulnIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{1,63}$`)
 
 func (req CreateReleaseRequest) validate() error {
 	if req.Version == "" || len(req.Version) > 64 || strings.ContainsFunc(req.Version, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return problem.InvalidField("version", "must be 1-64 characters without spaces or control characters")
 	}
-	if len(req.Artifacts) == 0 || len(req.Artifacts) > 64 {
+	if len(req.Artifacts) == 0 || len(req.Artifacts) > maxArtifacts {
 		return problem.InvalidField("artifacts", "give 1 to 64 artifacts, at least one full image")
 	}
 	full := false

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -248,22 +249,26 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
-	go s.housekeeping(ctx)
-	checkinsDone := make(chan struct{})
-	go func() { s.checkins.Run(ctx); close(checkinsDone) }()
-	refresherDone := make(chan struct{})
-	go func() { s.trust.RunRefresher(ctx, 10*time.Minute); close(refresherDone) }()
-	notifyDone := make(chan struct{})
-	go func() { s.vp.notify.Run(ctx); close(notifyDone) }()
-	sweepsDone := make(chan struct{})
-	go func() { s.runSweeps(ctx, time.Minute); close(sweepsDone) }()
-	sealerDone := make(chan struct{})
-	go func() { audit.RunSealer(ctx, s.db.Audit(), 200*time.Millisecond, s.log); close(sealerDone) }()
+	// Background work stops, and is waited for, on every way out of Serve,
+	// so the caller may close the store once Serve returns.
+	bg, stopBG := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	run := func(fn func(context.Context)) {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(bg) }()
+	}
+	defer func() { stopBG(); wg.Wait() }()
+	run(s.housekeeping)
+	run(s.checkins.Run) // its last batch of last-seen updates is written on the way out
+	run(func(c context.Context) { s.trust.RunRefresher(c, 10*time.Minute) })
+	run(s.vp.notify.Run) // attempts in flight are recorded
+	run(func(c context.Context) { s.runSweeps(c, time.Minute) })
+	run(func(c context.Context) { audit.RunSealer(c, s.db.Audit(), 200*time.Millisecond, s.log) }) // every recorded event is chained
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	s.log.Info("serving", "addr", ln.Addr().String(), "version", s.cfg.Version)
 	if s.cfg.Demo > 0 {
-		go s.runDemo(ctx, ln.Addr())
+		run(func(c context.Context) { s.runDemo(c, ln.Addr()) })
 	}
 	select {
 	case err := <-errc:
@@ -283,11 +288,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	<-checkinsDone // the last batch of last-seen updates is written
-	<-sealerDone   // and every recorded audit event is chained
-	<-refresherDone
-	<-notifyDone // attempts in flight are recorded
-	<-sweepsDone
+	stopBG()
+	wg.Wait()
 	s.log.Info("stopped")
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/rollout"
+	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/suit"
 	"github.com/steward-iot/steward/internal/trust"
 )
@@ -54,7 +55,9 @@ func (u updates) Director(ctx context.Context, d inventory.Device, name string) 
 		}
 		want = release.Targets(offer, hw)
 	}
-	return u.director.Serve(ctx, d.OrgID, d.ID, name, want)
+	// Signed metadata, and the keys made on first use, must survive a
+	// crash even though a device request caused them.
+	return u.director.Serve(store.Durable(ctx), d.OrgID, d.ID, name, want)
 }
 
 func (u updates) SUIT(ctx context.Context, d inventory.Device) ([]byte, error) {

@@ -208,7 +208,13 @@ func DeviceTraffic(ctx context.Context) context.Context {
 	return context.WithValue(ctx, deviceTrafficKey{}, true)
 }
 
-func isDeviceTraffic(ctx context.Context) bool { return ctx.Value(deviceTrafficKey{}) != nil }
+func isDeviceTraffic(ctx context.Context) bool { return ctx.Value(deviceTrafficKey{}) == true }
+
+// Durable undoes DeviceTraffic for writes a device request causes that must
+// not be lost, such as signing keys created on first use.
+func Durable(ctx context.Context) context.Context {
+	return context.WithValue(ctx, deviceTrafficKey{}, false)
+}
 
 func (db *DB) run(ctx context.Context, pool *sql.DB, write bool, fn func(*Tx) error) (err error) {
 	opts := &sql.TxOptions{ReadOnly: !write && db.dialect == Postgres}

@@ -66,9 +66,10 @@ type Director struct {
 	life  time.Duration
 	log   *slog.Logger
 
-	mu    sync.Mutex
-	repos map[string]*Repository // director root repositories by org
-	locks [64]sync.Mutex         // per device (sharded): versions must not fork in-process
+	mu       sync.Mutex
+	repos    map[string]*Repository // director root repositories by org
+	renewing sync.Mutex
+	locks    [64]sync.Mutex // per device (sharded): versions must not fork in-process
 }
 
 // NewDirector returns a director. roots gives each organization's store for
@@ -118,9 +119,20 @@ func (d *Director) repo(ctx context.Context, orgID string) (*Repository, error) 
 		if signers, stored, err = newOnlineKeys(); err != nil {
 			return nil, err
 		}
+		// One key per role and organization (unique in the store): of two
+		// replicas creating keys at once, one fails here and the next
+		// request uses the winner's.
 		if err := d.store.SaveDirectorKeys(ctx, orgID, stored); err != nil {
 			return nil, err
 		}
+	}
+	// Keys without a root: a first attempt (or another replica) stored the
+	// keys but did not get to write root version 1. Never cache a
+	// repository without a root.
+	r.mu.Lock()
+	hasRoot := r.root != nil
+	r.mu.Unlock()
+	if !hasRoot {
 		if err := r.Init(ctx, signers, map[Role]int{RoleRoot: 1, RoleTargets: 1, RoleSnapshot: 1, RoleTimestamp: 1}); err != nil {
 			return nil, err
 		}
@@ -179,17 +191,21 @@ func (d *Director) Serve(ctx context.Context, orgID, deviceID, name string, want
 // renewRoot re-signs the director root with the same keys once a third of
 // its life is left: devices refuse an expired newest root.
 func (d *Director) renewRoot(ctx context.Context, r *Repository) error {
+	d.renewing.Lock() // one renewal at a time, or two root versions
+	defer d.renewing.Unlock()
 	r.mu.Lock()
 	root := r.root
+	var keys []*Signer
+	if root != nil {
+		for _, id := range root.Signed.Roles[metadata.ROOT].KeyIDs {
+			if s := r.signers[id]; s != nil {
+				keys = append(keys, s)
+			}
+		}
+	}
 	r.mu.Unlock()
 	if root == nil || !due(root.Signed.Expires, d.clock.Now(), r.life.Root) {
 		return nil
-	}
-	var keys []*Signer
-	for _, id := range root.Signed.Roles[metadata.ROOT].KeyIDs {
-		if s := r.signers[id]; s != nil {
-			keys = append(keys, s)
-		}
 	}
 	_, err := r.RotateRoot(ctx, keys, root.Signed.Roles[metadata.ROOT].Threshold)
 	return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -134,5 +135,39 @@ func TestDirectorSignsOnlyWhenNeeded(t *testing.T) {
 	}
 	if _, err := d.Serve(ctx, "org", "dev-1", "1.root.json", nil); err != nil {
 		t.Fatalf("root: %v", err)
+	}
+}
+
+// TestDirectorKeysWithoutRoot: keys stored but root version 1 never
+// written (a crash, or another replica mid-way) must not leave a director
+// without a root; the next request writes it with the stored keys.
+func TestDirectorKeysWithoutRoot(t *testing.T) {
+	ctx := context.Background()
+	c := clock.NewFake(time.Date(2026, 11, 26, 9, 0, 0, 0, time.UTC))
+	store := &memDirector{}
+	_, keys, err := newOnlineKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SaveDirectorKeys(ctx, "org", keys); err != nil {
+		t.Fatal(err)
+	}
+	roots := &MemStore{}
+	d := NewDirector(func(string) MetaStore { return roots }, store, c, time.Hour, nil)
+	if _, err := d.Serve(ctx, "org", "dev-1", "timestamp.json", []Target{image("gw/1.0/fw.img", "one", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := d.Root(ctx, "org", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := new(metadata.Metadata[metadata.RootType]).FromBytes(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if !slices.Contains(root.Signed.Roles[string(k.Role)].KeyIDs, k.KeyID) {
+			t.Fatalf("root does not use the stored %s key", k.Role)
+		}
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/steward-iot/steward/internal/vuln/scoring"
 )
 
-// MaxWorklist bounds the worklist.
+// MaxWorklist bounds the answer; every open vulnerability is ordered first.
 const MaxWorklist = 1000
 
 // open stages still need work from the team.
@@ -31,13 +31,14 @@ func (s *Service) Worklist(ctx context.Context, p access.Principal) ([]Vulnerabi
 			}
 			for _, v := range page {
 				for _, st := range openStages {
-					if v.Stage == st && len(open) < MaxWorklist {
+					if v.Stage == st {
 						v.view(s.clock.Now())
+						v.OSV = nil // not needed here; keeps a long backlog small
 						open = append(open, v)
 					}
 				}
 			}
-			if len(page) < 500 || len(open) >= MaxWorklist {
+			if len(page) < 500 {
 				return nil
 			}
 			after = page[len(page)-1].ID
@@ -62,6 +63,7 @@ func (s *Service) Worklist(ctx context.Context, p access.Principal) ([]Vulnerabi
 		items[i], byID[v.ID] = it, v
 	}
 	scoring.Order(items)
+	items = items[:min(len(items), MaxWorklist)] // cut after ordering: the most urgent stay
 	out := make([]Vulnerability, len(items))
 	for i, it := range items {
 		out[i] = byID[it.ID]

@@ -6,7 +6,8 @@ CREATE TABLE director_keys (
     role       TEXT NOT NULL,
     private    TEXT NOT NULL,
     created_at BIGINT NOT NULL,
-    PRIMARY KEY (org_id, key_id)
+    PRIMARY KEY (org_id, key_id),
+    UNIQUE (org_id, role)
 );
 
 CREATE TABLE director_roots (
