@@ -17,7 +17,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
-	"github.com/steward-iot/steward/internal/delta"
+	"github.com/steward-iot/steward/agent/delta"
 )
 
 // Errors Fetch returns besides Agree's and Download's.

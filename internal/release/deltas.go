@@ -10,7 +10,7 @@ import (
 
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/audit"
-	"github.com/steward-iot/steward/internal/delta"
+	"github.com/steward-iot/steward/agent/delta"
 	"github.com/steward-iot/steward/internal/id"
 	"github.com/steward-iot/steward/internal/problem"
 )

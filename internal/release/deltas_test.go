@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/steward-iot/steward/internal/delta"
+	"github.com/steward-iot/steward/agent/delta"
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/store/storetest"
 )

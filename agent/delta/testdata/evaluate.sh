@@ -4,8 +4,8 @@
 # real binaries from two versions of Debian bookworm packages. Run by hand; nothing in the test suite
 # needs it, and the downloaded binaries stay in the work directory, outside the repository.
 #
-#   internal/delta/testdata/evaluate.sh                                  # the real pairs (~1 min)
-#   DELTA_EVAL_REAL=0 DELTA_EVAL_SYNTH="4 16 64" internal/delta/testdata/evaluate.sh
+#   agent/delta/testdata/evaluate.sh                                  # the real pairs (~1 min)
+#   DELTA_EVAL_REAL=0 DELTA_EVAL_SYNTH="4 16 64" agent/delta/testdata/evaluate.sh
 #       BenchmarkDelta's synthetic pair at these sizes in MiB, one run each (64 MiB: ~10 min)
 #
 # Needs a Debian bookworm machine with its package sources (apt-get update done), and: go, dpkg-deb,
@@ -36,7 +36,7 @@ for tool in go dpkg-deb bsdiff bspatch zstd python3 /usr/bin/time; do
 	command -v "$tool" >/dev/null || { echo "evaluate.sh: $tool not found (see the header of this script)" >&2; exit 1; }
 done
 mkdir -p "$work/debs" "$work/x" "$work/out"
-(cd "$repo" && go test -c -o "$work/delta.test" ./internal/delta/)
+(cd "$repo" && go test -c -o "$work/delta.test" ./agent/delta/)
 
 # timed OUTVAR CMD...: runs CMD $reps times; OUTVAR gets "seconds peak-RSS-KiB" of the fastest run.
 timed() {
