@@ -8,9 +8,9 @@ import (
 	"regexp"
 	"slices"
 
+	"github.com/steward-iot/steward/agent/delta"
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/audit"
-	"github.com/steward-iot/steward/agent/delta"
 	"github.com/steward-iot/steward/internal/id"
 	"github.com/steward-iot/steward/internal/problem"
 )
