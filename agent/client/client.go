@@ -31,6 +31,7 @@ const (
 	enrollPath  = "/device/v1/enroll"
 	authPath    = "/device/v1/auth"
 	checkinPath = "/device/v1/checkin"
+	statusPath  = "/device/v1/updates/status"
 )
 
 // MaxResponse bounds the response bodies the client reads, so that a
@@ -207,6 +208,14 @@ func (c *Client) dropToken(token string) {
 func (c *Client) Checkin(ctx context.Context, req proto.CheckinRequest) (proto.CheckinResponse, error) {
 	var resp proto.CheckinResponse
 	err := c.authorizedPost(ctx, checkinPath, req, &resp)
+	return resp, err
+}
+
+// ReportStatus sends one update status report. The server acknowledges a
+// report it stored before as Duplicate, so a retry is always safe.
+func (c *Client) ReportStatus(ctx context.Context, s proto.UpdateStatus) (proto.UpdateStatusResponse, error) {
+	var resp proto.UpdateStatusResponse
+	err := c.authorizedPost(ctx, statusPath, s, &resp)
 	return resp, err
 }
 
