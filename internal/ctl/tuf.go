@@ -209,16 +209,7 @@ again renews root's expiry.`,
 			if err != nil {
 				return err
 			}
-			var st trust.SigningState
-			raw, err := s.sendJSON(s.ctx, "POST", path, req, &st)
-			if err != nil {
-				return err
-			}
-			if s.json {
-				return s.printJSON(raw)
-			}
-			fmt.Fprintln(s.out, describeState(st))
-			return nil
+			return s.postSigning(path, req)
 		}),
 	}
 	rotate.Flags().StringArrayVar(&newRootKeys, "root-key", nil, "a new root public key file (PEM); repeat for each key")
@@ -235,16 +226,7 @@ again renews root's expiry.`,
 			if err != nil {
 				return err
 			}
-			var st trust.SigningState
-			raw, err := s.sendJSON(s.ctx, "POST", path, nil, &st)
-			if err != nil {
-				return err
-			}
-			if s.json {
-				return s.printJSON(raw)
-			}
-			fmt.Fprintln(s.out, describeState(st))
-			return nil
+			return s.postSigning(path, nil)
 		}),
 	}
 
@@ -404,4 +386,18 @@ func printTUFStatus(w io.Writer, st trust.RepoStatus) error {
 		fmt.Fprintln(w, "warning: "+clean(warn))
 	}
 	return nil
+}
+
+// postSigning sends a signing-ceremony change and prints the state it leaves.
+func (s *session) postSigning(path string, body any) error {
+	var st trust.SigningState
+	raw, err := s.sendJSON(s.ctx, "POST", path, body, &st)
+	if err != nil {
+		return err
+	}
+	if s.json {
+		return s.printJSON(raw)
+	}
+	_, err = fmt.Fprintln(s.out, describeState(st))
+	return err
 }
