@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/steward-iot/steward/agent/crashpoint"
 )
 
 // WriteFile writes data to path like os.WriteFile, but crash-safely: it
@@ -52,6 +54,7 @@ func WriteFile(path string, data []byte, perm os.FileMode) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	crashpoint.Hit("atomicfile/before-rename")
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/steward-iot/steward/agent/identity"
 	"github.com/steward-iot/steward/agent/internal/pacing"
 	"github.com/steward-iot/steward/agent/proto"
+	"github.com/steward-iot/steward/agent/update"
 )
 
 // StateFile is the name of the agent's state inside the state directory.
@@ -38,6 +39,9 @@ const defaultPendingWait = time.Minute
 // the device for good (rejected or revoked): retrying, or restarting the
 // agent, cannot help until an operator acts.
 var ErrRefused = errors.New("the server refuses this device")
+
+// errStop stops Run: the device's own setup is broken.
+var errStop = errors.New("runner: cannot go on")
 
 // errNoEnrollInfo stops Run: waiting cannot supply what the config lacks.
 var errNoEnrollInfo = errors.New("the device is not enrolled yet, and enrolling needs a hardware id and an enrollment token or an org")
@@ -61,6 +65,12 @@ type Config struct {
 	// first 16 hex digits of the key id.
 	Enroll   client.EnrollParams
 	Reporter Reporter
+
+	// Updates, if set, installs what the server assigns: the runner calls
+	// Resume once before the first check-in (finishing an update a reboot
+	// or power cut interrupted) and Update when a check-in answers
+	// "update". Build it with NewUpdates, which needs the runner's client.
+	Updates func(c *client.Client, deviceID string) (*update.Updater, error)
 
 	// HTTPClient, UserAgent: see client.Options.
 	HTTPClient *http.Client
@@ -87,11 +97,13 @@ type state struct {
 }
 
 type runner struct {
-	cfg    Config
-	id     *identity.Identity
-	client *client.Client
-	log    *slog.Logger
-	state  state
+	cfg     Config
+	id      *identity.Identity
+	client  *client.Client
+	log     *slog.Logger
+	state   state
+	updates *update.Updater // nil until enrolled, or without Config.Updates
+	resumed bool
 }
 
 // Run enrolls the device if it is not yet enrolled and then checks in until
@@ -206,7 +218,7 @@ func (r *runner) loop(ctx context.Context) error {
 		switch {
 		case err == nil:
 			failures, wait = 0, next
-		case errors.Is(err, ErrRefused) || errors.Is(err, errNoEnrollInfo) || ctx.Err() != nil:
+		case errors.Is(err, ErrRefused) || errors.Is(err, errNoEnrollInfo) || errors.Is(err, errStop) || ctx.Err() != nil:
 			return err
 		default:
 			wait = pacing.Backoff(failures, r.cfg.Rand())
@@ -226,9 +238,18 @@ func (r *runner) step(ctx context.Context) (time.Duration, error) {
 	if !r.state.Enrolled {
 		return r.enroll(ctx)
 	}
+	if err := r.startUpdates(ctx); err != nil {
+		return 0, err
+	}
 	report, err := r.cfg.Reporter.Report(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("gathering the check-in report: %w", err)
+	}
+	if r.updates != nil {
+		// What runs is what the installer booted, whatever files say.
+		if slot, err := r.updates.Running(ctx); err == nil && slot.Version != "" {
+			report.Installed.Version = slot.Version
+		}
 	}
 	resp, err := r.client.Checkin(ctx, report)
 	var ae *client.APIError
@@ -269,7 +290,52 @@ func (r *runner) step(ctx context.Context) (time.Duration, error) {
 		interval = time.Duration(r.state.PollIntervalSeconds) * time.Second
 	}
 	r.log.Debug("checked in", "action", resp.Action, "next", interval)
+	if r.updates != nil {
+		// Reports queued while the link was down go out now.
+		if _, err := r.updates.Queue.Flush(ctx, r.client); err != nil {
+			r.log.Debug("status reports wait for the next check-in", "err", err)
+		}
+	}
+	if resp.Action == proto.ActionUpdate && r.updates != nil {
+		out, err := r.updates.Update(ctx)
+		if err != nil {
+			// The check-in worked; try the update again at the next one.
+			r.log.Warn("update did not complete", "err", err)
+		} else {
+			r.log.Info("update", "outcome", out)
+		}
+		if out == update.OutcomeCommitted || out == update.OutcomeRolledBack {
+			return 0, nil // tell the server at once what runs now
+		}
+	}
 	return pacing.Jitter(interval, r.cfg.Rand()), nil
+}
+
+// startUpdates builds the updater once the device id is known, and
+// finishes an update a reboot or power cut interrupted.
+func (r *runner) startUpdates(ctx context.Context) error {
+	if r.cfg.Updates == nil || r.resumed {
+		return nil
+	}
+	if r.updates == nil {
+		u, err := r.cfg.Updates(r.client, r.state.DeviceID)
+		if err != nil {
+			return fmt.Errorf("%w: setting up updates: %w", errStop, err)
+		}
+		if err := u.Installer.Boot(ctx); err != nil {
+			return fmt.Errorf("%w: booting the installer: %w", errStop, err)
+		}
+		r.updates = u
+	}
+	out, err := r.updates.Resume(ctx)
+	if err != nil {
+		return fmt.Errorf("resuming the update: %w", err)
+	}
+	if out != update.OutcomeNone {
+		r.log.Info("resumed an update", "outcome", out)
+	}
+	r.resumed = true
+	return nil
 }
 
 func (r *runner) enroll(ctx context.Context) (time.Duration, error) {

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/steward-iot/steward/agent/crashpoint"
 )
 
 // Errors Download returns, wrapped with details. After either one nothing
@@ -93,6 +95,7 @@ func (d *Downloader) Download(ctx context.Context, url string, want Image) (stri
 		}
 		err := d.once(ctx, url, part, etag, want)
 		if err == nil {
+			crashpoint.Hit("download/before-rename")
 			if err := os.Rename(part, final); err != nil {
 				return "", err
 			}
@@ -211,7 +214,7 @@ func (d *Downloader) once(ctx context.Context, url, part, etagFile string, want 
 	if _, err := f.Seek(have, io.SeekStart); err != nil {
 		return err
 	}
-	n, err := io.Copy(io.MultiWriter(f, hs), io.LimitReader(res.Body, left))
+	n, err := io.Copy(io.MultiWriter(crashWriter{f, "download/write"}, hs), io.LimitReader(res.Body, left))
 	if err != nil {
 		return err // what was written stays for the next attempt
 	}
@@ -227,6 +230,18 @@ func (d *Downloader) once(ctx context.Context, url, part, etagFile string, want 
 		return err
 	}
 	return f.Sync()
+}
+
+// crashWriter marks each write as a point where power may fail.
+type crashWriter struct {
+	w    io.Writer
+	name string
+}
+
+func (c crashWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	crashpoint.Hit(c.name)
+	return n, err
 }
 
 // rangeStart reads the first byte position of "bytes a-b/n".

@@ -18,6 +18,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/steward-iot/steward/agent/delta"
+	"github.com/steward-iot/steward/agent/crashpoint"
 )
 
 // Errors Fetch returns besides Agree's and Download's.
@@ -59,26 +60,44 @@ type Result struct {
 	DeltaErr error
 }
 
+// Offer is what the director assigns, agreed by the image repository:
+// one full image and the deltas that build it.
+type Offer struct {
+	Image  Image
+	deltas []Image
+}
+
+// Version is the release version, from Steward's target naming
+// <product>/<version>/<artifact>.
+func (o Offer) Version() string { return path.Base(path.Dir(o.Image.Path)) }
+
 // Fetch refreshes both repositories, checks that they agree on every
 // target the director names, and downloads the assigned image, through a
 // delta when the device runs its precursor.
 func (e *Engine) Fetch(ctx context.Context) (Result, error) {
-	client := e.Client
-	if client == nil {
-		client = http.DefaultClient
+	o, err := e.Check(ctx)
+	if err != nil {
+		return Result{}, err
 	}
+	return e.Download(ctx, o)
+}
+
+// Check refreshes both repositories and checks that they agree on every
+// target the director names. Nothing is downloaded but metadata.
+func (e *Engine) Check(ctx context.Context) (Offer, error) {
+	client := e.client()
 	// A fresh updater per call: a go-tuf Updater refreshes only once.
 	dir, err := e.updater(e.Server+"/device/v1/director", "director", e.DirectorRoot, BearerFetcher{Client: client, Token: e.Token})
 	if err != nil {
-		return Result{}, fmt.Errorf("director: %w", err)
+		return Offer{}, fmt.Errorf("director: %w", err)
 	}
 	img, err := e.updater(e.Server+"/tuf/"+url.PathEscape(e.Org)+"/metadata", "image", e.ImageRoot, BearerFetcher{Client: client})
 	if err != nil {
-		return Result{}, fmt.Errorf("image repository: %w", err)
+		return Offer{}, fmt.Errorf("image repository: %w", err)
 	}
 	targets := dir.GetTopLevelTargets()
 	if len(targets) == 0 {
-		return Result{}, ErrNoUpdate
+		return Offer{}, ErrNoUpdate
 	}
 	// Every target the director names must be agreed: a director that lies
 	// about one target is not trusted for the others.
@@ -94,13 +113,13 @@ func (e *Engine) Fetch(ctx context.Context) (Result, error) {
 		if err != nil {
 			// go-tuf has no error type for "not found"; anything else fails.
 			if err.Error() != "target "+p+" not found" {
-				return Result{}, fmt.Errorf("image repository: %s: %w", p, err)
+				return Offer{}, fmt.Errorf("image repository: %s: %w", p, err)
 			}
 			it = nil
 		}
 		im, err := Agree(e.Device, p, targets[p], it)
 		if err != nil {
-			return Result{}, err
+			return Offer{}, err
 		}
 		if im.PrecursorSHA256 == "" {
 			full = append(full, im)
@@ -109,23 +128,42 @@ func (e *Engine) Fetch(ctx context.Context) (Result, error) {
 		}
 	}
 	if len(full) != 1 {
-		return Result{}, fmt.Errorf("%w: it names %d", ErrNoFullImage, len(full))
+		return Offer{}, fmt.Errorf("%w: it names %d", ErrNoFullImage, len(full))
 	}
-	want := full[0]
+	return Offer{Image: full[0], deltas: deltas}, nil
+}
+
+func (e *Engine) client() *http.Client {
+	if e.Client == nil {
+		return http.DefaultClient
+	}
+	return e.Client
+}
+
+// DownloadDir is where Download keeps partial and verified images.
+func (e *Engine) DownloadDir() string {
+	if e.Downloader.Dir != "" {
+		return e.Downloader.Dir
+	}
+	return filepath.Join(e.StateDir, "download")
+}
+
+// Download fetches the offered image, through a delta when the device
+// runs its precursor, resuming what an earlier call left.
+func (e *Engine) Download(ctx context.Context, o Offer) (Result, error) {
+	want := o.Image
 	dl := e.Downloader
 	if dl.Client == nil {
-		dl.Client = client
+		dl.Client = e.client()
 	}
-	if dl.Dir == "" {
-		dl.Dir = filepath.Join(e.StateDir, "download")
-	}
+	dl.Dir = e.DownloadDir()
 	// Fetched in an earlier cycle that did not get to install it.
 	final := filepath.Join(dl.Dir, hex.EncodeToString(want.Hashes["sha256"]))
 	if verifyFile(final, want) == nil {
 		return Result{Path: final, Image: want}, nil
 	}
 	var deltaErr error
-	if d := e.pickDelta(want, deltas); d != nil {
+	if d := e.pickDelta(want, o.deltas); d != nil {
 		p, err := e.viaDelta(ctx, &dl, *d, want)
 		if err == nil {
 			return Result{Path: p, Image: want, Delta: true}, nil
@@ -216,7 +254,7 @@ func (e *Engine) viaDelta(ctx context.Context, dl *Downloader, d, want Image) (s
 	defer os.Remove(out.Name()) // no-op after the rename
 	defer out.Close()
 	hs := newHashes(want)
-	cw := &countWriter{w: io.MultiWriter(out, hs)}
+	cw := &countWriter{w: io.MultiWriter(crashWriter{out, "delta/write"}, hs)}
 	if err := delta.Apply(old, st.Size(), patch, cw, want.Length); err != nil {
 		return "", fmt.Errorf("%w: %s: %v", ErrDeltaApplied, d.Path, err)
 	}
@@ -233,6 +271,7 @@ func (e *Engine) viaDelta(ctx context.Context, dl *Downloader, d, want Image) (s
 	if err := out.Close(); err != nil {
 		return "", err
 	}
+	crashpoint.Hit("delta/before-rename")
 	return final, os.Rename(out.Name(), final)
 }
 
