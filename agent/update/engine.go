@@ -17,8 +17,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
-	"github.com/steward-iot/steward/agent/delta"
 	"github.com/steward-iot/steward/agent/crashpoint"
+	"github.com/steward-iot/steward/agent/delta"
 )
 
 // Errors Fetch returns besides Agree's and Download's.

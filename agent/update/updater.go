@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/steward-iot/steward/agent/atomicfile"
-	"github.com/steward-iot/steward/agent/install"
 	"github.com/steward-iot/steward/agent/crashpoint"
+	"github.com/steward-iot/steward/agent/install"
 	"github.com/steward-iot/steward/agent/proto"
 )
 
