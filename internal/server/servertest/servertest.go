@@ -1,0 +1,152 @@
+// Package servertest runs a real Steward server on loopback for tests
+// outside package server: the agent's power-loss and footprint tests
+// drive a live server through its public APIs only.
+package servertest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/steward-iot/steward/agent/client"
+	"github.com/steward-iot/steward/agent/identity"
+	"github.com/steward-iot/steward/internal/inventory"
+	"github.com/steward-iot/steward/internal/release"
+	"github.com/steward-iot/steward/internal/server"
+	"github.com/steward-iot/steward/internal/store"
+	"github.com/steward-iot/steward/internal/store/storetest"
+)
+
+// Server is a live server with the bootstrap org "acme".
+type Server struct {
+	t     testing.TB
+	URL   string
+	Token string // admin token
+}
+
+// Start runs a server until the test ends.
+func Start(t testing.TB, d store.Dialect) *Server {
+	t.Helper()
+	cfg := server.Config{Data: t.TempDir(), BootstrapOrg: "acme", Version: "test",
+		Checkin: inventory.CheckinConfig{Interval: time.Second, FlushEvery: 100 * time.Millisecond}}
+	if d == store.Postgres {
+		cfg.DB = storetest.DSN(t, d)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.PublicURL = "http://" + ln.Addr().String()
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := server.New(ctx, cfg, nil)
+	if err != nil {
+		cancel()
+		ln.Close()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+		s.Close()
+	})
+	tok, err := os.ReadFile(filepath.Join(cfg.Data, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Server{t: t, URL: cfg.PublicURL, Token: strings.TrimSpace(string(tok))}
+}
+
+// Do calls the admin API and decodes a 2xx answer into out; anything else
+// fails the test.
+func (s *Server) Do(method, path string, body, out any) {
+	s.t.Helper()
+	var rd io.Reader
+	ct := "application/json"
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd, ct = bytes.NewReader(b), "application/octet-stream"
+	default:
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, s.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+s.Token)
+	req.Header.Set("Content-Type", ct)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode/100 != 2 {
+		s.t.Fatalf("%s %s: %d %s", method, path, res.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("%s %s: %v", method, path, err)
+		}
+	}
+}
+
+// Release uploads image as the only artifact of a new release.
+func (s *Server) Release(product, version string, image []byte, noDeltas bool) release.Release {
+	s.t.Helper()
+	var a release.Artifact
+	s.Do("POST", "/api/v1/orgs/acme/artifacts?name=fw.img", image, &a)
+	var r release.Release
+	s.Do("POST", "/api/v1/orgs/acme/releases", release.CreateReleaseRequest{Product: product, Version: version,
+		Artifacts: []release.ArtifactRef{{ID: a.ID}}, NoDeltas: noDeltas}, &r)
+	return r
+}
+
+// Roots returns the director root and the image repository's root 1,
+// as a device is provisioned with them.
+func (s *Server) Roots() (director, image []byte) {
+	s.t.Helper()
+	get := func(url, token string) []byte {
+		req, _ := http.NewRequest("GET", url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != 200 {
+			s.t.Fatalf("GET %s: %d %s", url, res.StatusCode, b)
+		}
+		return b
+	}
+	return get(s.URL+"/api/v1/orgs/acme/director/root", s.Token), get(s.URL+"/tuf/acme/metadata/1.root.json", "")
+}
+
+// Enroll creates a device key in dir, enrolls it into acme and accepts it.
+func (s *Server) Enroll(dir, hardwareID, serial string) (deviceID string, c *client.Client) {
+	s.t.Helper()
+	key, _, err := identity.LoadOrCreate(dir, identity.Ed25519)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	c = client.New(s.URL, key, client.Options{})
+	resp, err := c.Enroll(context.Background(), client.EnrollParams{Org: "acme", HardwareID: hardwareID, Serial: serial})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.Do("POST", "/api/v1/orgs/acme/devices/accept", map[string]any{"device_ids": []string{resp.DeviceID}}, nil)
+	return resp.DeviceID, c
+}
