@@ -189,6 +189,9 @@ func (c *Client) bearer(ctx context.Context) (string, error) {
 	return resp.Token, err
 }
 
+// ServerURL is the server the client talks to, without a trailing slash.
+func (c *Client) ServerURL() string { return c.base }
+
 // Token returns a valid device token, authenticating when needed, for
 // requests the client does not make itself (the director's TUF fetcher).
 func (c *Client) Token(ctx context.Context) (string, error) { return c.bearer(ctx) }

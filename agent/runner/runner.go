@@ -328,7 +328,10 @@ func (r *runner) startUpdates(ctx context.Context) error {
 		r.updates = u
 	}
 	out, err := r.updates.Resume(ctx)
-	if err != nil {
+	switch {
+	case err != nil && out == update.OutcomeFailed:
+		r.log.Warn("the interrupted update failed", "err", err) // reported to the server
+	case err != nil:
 		return fmt.Errorf("resuming the update: %w", err)
 	}
 	if out != update.OutcomeNone {

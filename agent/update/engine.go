@@ -157,6 +157,7 @@ func (e *Engine) Download(ctx context.Context, o Offer) (Result, error) {
 		dl.Client = e.client()
 	}
 	dl.Dir = e.DownloadDir()
+	tidy(dl.Dir, o)
 	// Fetched in an earlier cycle that did not get to install it.
 	final := filepath.Join(dl.Dir, hex.EncodeToString(want.Hashes["sha256"]))
 	if verifyFile(final, want) == nil {
@@ -178,6 +179,25 @@ func (e *Engine) Download(ctx context.Context, o Offer) (Result, error) {
 		return Result{}, err
 	}
 	return Result{Path: p, Image: want, DeltaErr: deltaErr}, nil
+}
+
+// tidy removes from dir whatever the offer cannot use: images and patches
+// of earlier offers, and temporary files a power cut left behind.
+func tidy(dir string, o Offer) {
+	keep := map[string]bool{}
+	for _, im := range append([]Image{o.Image}, o.deltas...) {
+		h := hex.EncodeToString(im.Hashes["sha256"])
+		keep[h], keep[h+".part"], keep[h+".etag"] = true, true, true
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !keep[e.Name()] {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // updater refreshes one repository, trusting the newest root stored in

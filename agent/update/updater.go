@@ -196,6 +196,8 @@ func (u *Updater) resume(ctx context.Context) (Outcome, error) {
 	}
 	p := u.state.Pending
 	if p == nil {
+		// A power cut after the last update ended may have left files.
+		tidy(u.Engine.DownloadDir(), Offer{})
 		if st.Trial {
 			// Armed and booted by someone else (or our record was lost):
 			// keep it only if it is healthy, like our own.
@@ -213,27 +215,28 @@ func (u *Updater) resume(ctx context.Context) (Outcome, error) {
 	switch p.Phase {
 	case phaseDownloading:
 		return OutcomeNone, nil // the next offer continues the download
-	case phaseInstalling:
-		if st.Armed != nil && st.Armed.ReleaseID == p.ReleaseID && st.Armed.Counter == p.Counter {
-			return u.reboot(ctx, p)
-		}
-		if booted {
-			return u.trial(ctx, st, p)
-		}
-		return u.install(ctx, p)
-	case phaseRebooting:
+	case phaseInstalling, phaseRebooting:
 		switch {
 		case booted && st.Trial:
 			return u.trial(ctx, st, p)
+		case booted && st.Armed != nil:
+			// A rollback armed the old slot and the power went before the
+			// reboot: finish it; the next boot reports the rollback.
+			if err := u.Installer.Reboot(ctx); err != nil {
+				return OutcomeNone, fmt.Errorf("update: rebooting into the armed slot %s: %w", st.Armed.Name, err)
+			}
+			return u.resume(ctx)
 		case booted:
 			return u.committed(ctx, p) // committed before the power cut
 		case st.Armed != nil && st.Armed.ReleaseID == p.ReleaseID && st.Armed.Counter == p.Counter:
-			return u.reboot(ctx, p) // the reboot never happened
+			return u.reboot(ctx, p) // installed, but the reboot never happened
+		case p.Phase == phaseInstalling:
+			return u.install(ctx, p) // the install did not finish
 		default:
 			// The bootloader went back: the trial used up its boots, or the
 			// new slot did not verify.
 			return u.end(ctx, p, proto.StepRolledBack, proto.ReasonHealthCheckFailed,
-				fmt.Sprintf("the bootloader returned to slot %s (%s) after %d reboot(s)", st.Booted.Name, st.Booted.Version, p.Reboots),
+				fmt.Errorf("the bootloader returned to slot %s (%s) after %d reboot(s)", st.Booted.Name, st.Booted.Version, p.Reboots),
 				OutcomeRolledBack)
 		}
 	default:
@@ -317,9 +320,9 @@ func (u *Updater) update(ctx context.Context, downloadOnly bool) (Outcome, error
 		}
 		switch {
 		case errors.Is(err, ErrDownloadHash) || errors.Is(err, ErrEndlessData):
-			return u.end(ctx, p, proto.StepFailed, proto.ReasonVerificationFailed, err.Error(), OutcomeFailed)
+			return u.end(ctx, p, proto.StepFailed, proto.ReasonVerificationFailed, err, OutcomeFailed)
 		case isNoSpace(err):
-			return u.end(ctx, p, proto.StepFailed, proto.ReasonInsufficientStorage, err.Error(), OutcomeFailed)
+			return u.end(ctx, p, proto.StepFailed, proto.ReasonInsufficientStorage, err, OutcomeFailed)
 		}
 		return OutcomeNone, err // the network; resumed next time
 	}
@@ -346,7 +349,7 @@ func (u *Updater) install(ctx context.Context, p *pending) (Outcome, error) {
 	if p.Image == "" || verifyFileSHA256(p.Image, p.Length, p.SHA256) != nil {
 		// The download went missing or bad while we were away; the next
 		// offer downloads it again.
-		return u.end(ctx, p, proto.StepFailed, proto.ReasonPowerLoss, "the verified download was lost before it was installed", OutcomeFailed)
+		return u.end(ctx, p, proto.StepFailed, proto.ReasonPowerLoss, errors.New("the verified download was lost before it was installed"), OutcomeFailed)
 	}
 	u.report(ctx, p, proto.StepInstalling, "", "", nil)
 	if err := u.Installer.Install(ctx, img); err != nil {
@@ -360,15 +363,17 @@ func (u *Updater) install(ctx context.Context, p *pending) (Outcome, error) {
 		case errors.Is(err, install.ErrVerify):
 			reason = proto.ReasonVerificationFailed
 		}
-		return u.end(ctx, p, proto.StepFailed, reason, err.Error(), OutcomeFailed)
+		return u.end(ctx, p, proto.StepFailed, reason, err, OutcomeFailed)
 	}
-	// The slot holds the image now; the download only takes space.
-	_ = os.Remove(p.Image)
 	return u.reboot(ctx, p)
 }
 
 // reboot persists that a reboot is due, reports it, and reboots.
 func (u *Updater) reboot(ctx context.Context, p *pending) (Outcome, error) {
+	if p.Image != "" {
+		// The slot holds the image now; the download only takes space.
+		_ = os.Remove(p.Image)
+	}
 	q := *p
 	q.Phase, q.Image = phaseRebooting, ""
 	q.Reboots++
@@ -387,7 +392,7 @@ func (u *Updater) reboot(ctx context.Context, p *pending) (Outcome, error) {
 		if rerr != nil && !errors.Is(rerr, install.ErrNoRollback) && !errors.Is(rerr, install.ErrNothingArmed) {
 			return OutcomeNone, fmt.Errorf("update: reboot failed (%w) and so did cancelling the install: %w", err, rerr)
 		}
-		return u.end(ctx, &q, proto.StepFailed, proto.ReasonInstallFailed, "reboot failed: "+err.Error(), OutcomeFailed)
+		return u.end(ctx, &q, proto.StepFailed, proto.ReasonInstallFailed, fmt.Errorf("reboot failed: %w", err), OutcomeFailed)
 	}
 	st, err := u.Installer.Status(ctx)
 	if err != nil {
@@ -427,7 +432,7 @@ func (u *Updater) trial(ctx context.Context, st install.Status, p *pending) (Out
 		// Nothing to go back to: the device keeps running the image, which
 		// an operator must fix with another release.
 		return u.end(ctx, p, proto.StepFailed, proto.ReasonRollbackRefused,
-			"health check failed and this installer cannot go back: "+herr.Error(), OutcomeFailed)
+			fmt.Errorf("health check failed and this installer cannot go back: %w", herr), OutcomeFailed)
 	}
 	if rerr != nil {
 		return OutcomeNone, fmt.Errorf("update: rollback after a failed health check: %w", rerr)
@@ -458,13 +463,16 @@ func (u *Updater) committed(ctx context.Context, p *pending) (Outcome, error) {
 	if err := u.save(s); err != nil {
 		return OutcomeNone, err
 	}
+	// Whatever a power cut left in the download dir is of no use now.
+	tidy(u.Engine.DownloadDir(), Offer{})
 	u.report(ctx, p, proto.StepCommitted, "", "", nil)
 	u.log().Info("update committed", "release", p.Version, "counter", p.Counter)
 	return OutcomeCommitted, nil
 }
 
-// end reports how the attempt ended and forgets it.
-func (u *Updater) end(ctx context.Context, p *pending, step, reason, detail string, o Outcome) (Outcome, error) {
+// end reports how the attempt ended and forgets it. A failed attempt
+// returns its cause, wrapped; a rollback is an outcome, not an error.
+func (u *Updater) end(ctx context.Context, p *pending, step, reason string, cause error, o Outcome) (Outcome, error) {
 	s := u.state
 	s.Pending = nil
 	if err := u.save(s); err != nil {
@@ -473,8 +481,11 @@ func (u *Updater) end(ctx context.Context, p *pending, step, reason, detail stri
 	if p.Image != "" && step == proto.StepFailed && reason == proto.ReasonVerificationFailed {
 		_ = os.Remove(p.Image)
 	}
-	u.report(ctx, p, step, reason, detail, nil)
-	u.log().Warn("update ended", "release", p.Version, "step", step, "reason", reason, "detail", detail)
+	u.report(ctx, p, step, reason, cause.Error(), nil)
+	u.log().Warn("update ended", "release", p.Version, "step", step, "reason", reason, "err", cause)
+	if step == proto.StepFailed {
+		return o, fmt.Errorf("update to %s failed (%s): %w", p.Version, reason, cause)
+	}
 	return o, nil
 }
 

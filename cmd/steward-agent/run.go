@@ -42,6 +42,7 @@ func newRunCmd() *cobra.Command {
 		serial, ver, verFile, components, link string
 		window                                 string
 		metered                                bool
+		upd                                    updateFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -64,7 +65,27 @@ machine), else to the start of the key id.
 --server and --state default to $` + serverEnv + ` and $` + stateEnv + `.
 
 Exits with status 3 when the server refuses the device (rejected or revoked):
-restarting will not help until an operator acts.`,
+restarting will not help until an operator acts.
+
+Updates: with --installer the agent installs what the server assigns. It
+refreshes the director and the image repository (TUF, from the roots given by
+--director-root and --image-root, the files the device was provisioned with),
+installs only what both sign alike, downloads resumably (through a delta when
+one applies), writes the inactive slot, reboots into it on trial, runs
+--health-check, and commits or lets the bootloader go back. Every step is
+reported to the server. Installers:
+
+  ab-dir       A/B slots as directories under --slots, with an emulated
+               U-Boot-style bootloader (each agent start counts as a boot);
+               --factory-image provisions slot a on first start
+  single-slot  one image under --slots, replaced by the emulated bootloader
+               from a verified staging copy; no way back after the boot
+  ab-hooks     A/B on a real bootloader through the vendor's hook programs in
+               --hooks (state, write, arm, commit, rollback, reboot)
+  script       application updates through one --script program
+               (install, needs-reboot, reboot, commit, rollback)
+
+See docs/agent.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			server = firstSet(server, os.Getenv(serverEnv))
@@ -78,6 +99,10 @@ restarting will not help until an operator acts.`,
 			}
 			if ver == "" && verFile == "" {
 				return errors.New("--version or --version-file is required")
+			}
+			updates, err := upd.build(state, hardwareID, org, ver, cmd.ErrOrStderr())
+			if err != nil {
+				return err
 			}
 			if !slices.Contains(links, link) {
 				return fmt.Errorf("--link %q: want one of %s", link, strings.Join(links, ", "))
@@ -99,6 +124,7 @@ restarting will not help until an operator acts.`,
 					Version: ver, VersionFile: verFile, ComponentsFile: components,
 					Link: link, Metered: metered, MaintenanceWindow: window, StorageDir: state,
 				},
+				Updates:   updates,
 				UserAgent: fmt.Sprintf("steward-agent/%s", version),
 				Logger:    slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
 			})
@@ -119,6 +145,7 @@ restarting will not help until an operator acts.`,
 	f.StringVar(&link, "link", proto.LinkEthernet, "network link: "+strings.Join(links, ", "))
 	f.BoolVar(&metered, "metered", false, "the link is paid by volume (default: true for cellular, nb-iot and lora)")
 	f.StringVar(&window, "maintenance-window", "", `local maintenance window, e.g. "02:00-04:00 Europe/Berlin"`)
+	upd.register(f)
 	return cmd
 }
 

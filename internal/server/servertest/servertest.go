@@ -11,8 +11,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,6 +69,104 @@ func Start(t testing.TB, d store.Dialect) *Server {
 		t.Fatal(err)
 	}
 	return &Server{t: t, URL: cfg.PublicURL, Token: strings.TrimSpace(string(tok))}
+}
+
+// StartProcess builds cmd/steward without the race detector and runs
+// `steward serve` on SQLite in dataDir (a temporary dir when empty) until
+// the test ends: for tests that load the server heavily, where an
+// in-process server under -race would be several times slower.
+func StartProcess(t testing.TB, dataDir string) *Server {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "steward")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/steward-iot/steward/cmd/steward").CombinedOutput(); err != nil {
+		t.Fatalf("go build steward: %v\n%s", err, out)
+	}
+	if dataDir == "" {
+		dataDir = t.TempDir()
+	}
+	// A free port: listen, note it, close; serve takes it right after.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	url := "http://" + addr
+	cmd := exec.Command(bin, "serve", "--addr", addr, "--data", dataDir, "--bootstrap-org", "acme",
+		"--checkin-interval", "1s", "--public-url", url, "--log-level", "warn")
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("steward serve log:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		res, err := http.Get(url + "/readyz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("steward serve exited: %v\n%s", err, logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("steward serve not ready after a minute\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tok, err := os.ReadFile(filepath.Join(dataDir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Server{t: t, URL: url, Token: strings.TrimSpace(string(tok))}
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's two output streams.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// FastTempDir is a temporary directory on tmpfs (/dev/shm) when there is
+// one, else t.TempDir(): for tests that fsync thousands of small files.
+func FastTempDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("/dev/shm", "steward-test-*")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(d) })
+	return d
 }
 
 // Do calls the admin API and decodes a 2xx answer into out; anything else

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package install
+
+import "os/exec"
+
+// setProcessGroup leaves exec.CommandContext's default, killing the
+// program itself, where there are no Unix process groups.
+func setProcessGroup(*exec.Cmd) {}
