@@ -135,6 +135,31 @@ const (
 	ActionUpdate = "update"
 )
 
+// Update modes (UpdateOffer.Mode).
+const (
+	// ModeForced: install as soon as the update is downloaded.
+	ModeForced = "forced"
+	// ModeSoft: install when convenient; the device may defer (a user is
+	// busy, a job runs) but should install by Deadline when one is set.
+	ModeSoft = "soft"
+	// ModeDownloadOnly: download and verify the update, report
+	// "downloaded", and do not install it; a later check-in with another
+	// mode says when to.
+	ModeDownloadOnly = "download-only"
+)
+
+// UpdateOffer says how to take the update an "update" action announces.
+// Agents that do not know it treat every update as forced.
+type UpdateOffer struct {
+	// RolloutID names the rollout that sent the update; empty for a
+	// person's direct assignment.
+	RolloutID string `json:"rollout_id,omitempty"`
+	Mode      string `json:"mode" enum:"forced,soft,download-only"`
+	Urgency   string `json:"urgency,omitempty" enum:"scheduled,out-of-cycle,immediate"`
+	// Deadline, when set, is when a soft update stops being optional.
+	Deadline *time.Time `json:"deadline,omitempty"`
+}
+
 // CheckinResponse tells the device what to do next.
 type CheckinResponse struct {
 	Action string `json:"action" enum:"none,update"`
@@ -142,6 +167,8 @@ type CheckinResponse struct {
 	// fleet with it. Agents add their own jitter.
 	PollIntervalSeconds int       `json:"poll_interval_seconds"`
 	ServerTime          time.Time `json:"server_time"`
+	// Update qualifies an "update" action (optional; absent with "none").
+	Update *UpdateOffer `json:"update,omitempty"`
 }
 
 // ProblemCode values in problem documents on the device API.

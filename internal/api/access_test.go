@@ -110,6 +110,16 @@ var allowed = map[string][]access.Role{
 	"unassignDevice":      {admin, operator},
 	"deviceUpdateHistory": {admin, relmgr, security, operator, auditor},
 	"directorRoot":        {admin, relmgr, security, operator, auditor},
+	"createRollout":       {admin, operator},
+	"listRollouts":        {admin, relmgr, security, operator, auditor},
+	"getRollout":          {admin, relmgr, security, operator, auditor},
+	"rolloutDevices":      {admin, relmgr, security, operator, auditor},
+	"planRollout":         {admin, relmgr, security, operator, auditor},
+	"rolloutPlan":         {admin, relmgr, security, operator, auditor},
+	"pauseRollout":        {admin, operator},
+	"resumeRollout":       {admin, operator},
+	"cancelRollout":       {admin, operator},
+	"setGroupWindow":      {admin, operator},
 	"releaseSUIT":         {admin, relmgr, security, operator, auditor},
 	"suitKey":             {admin, relmgr, security, operator, auditor},
 
@@ -151,6 +161,7 @@ type victims struct {
 	deviceReleaseID                                              string // a release for the device's product
 	subscriptionID, deliveryID, reportID, advisoryID             string
 	acceptedVulnID, approverID                                   string // a vulnerability whose risk is accepted; a security officer
+	rolloutID                                                    string // a running rollout of deviceReleaseID to groupID
 }
 
 func (e *env) newVictims(slug string, n int) victims {
@@ -219,6 +230,11 @@ func (e *env) newVictims(slug string, n int) victims {
 	if _, err := e.rollout.Assign(context.Background(), p, deviceID, rollout.AssignRequest{ReleaseID: gwRel.ID}); err != nil {
 		e.t.Fatal(err)
 	}
+	ro, err := e.rollout.Create(context.Background(), p, rollout.CreateRequest{ReleaseID: gwRel.ID, TargetGroupID: g.ID,
+		Urgency: rollout.UrgencyScheduled})
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	sub, err := e.notify.CreateSubscription(context.Background(), p, notify.CreateSubscriptionRequest{Kind: notify.KindWebhook,
 		URL: fmt.Sprintf("http://127.0.0.1:9/%s/%d", slug, n), EventTypes: []string{"vulnerability.escalated"}})
 	if err != nil {
@@ -240,7 +256,7 @@ func (e *env) newVictims(slug string, n int) victims {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return victims{acceptedVulnID: accepted.ID, approverID: approver.ID, subscriptionID: sub.ID, deliveryID: delivery.ID, reportID: receipt.Reference, advisoryID: adv.ID,
+	return victims{rolloutID: ro.ID, acceptedVulnID: accepted.ID, approverID: approver.ID, subscriptionID: sub.ID, deliveryID: delivery.ID, reportID: receipt.Reference, advisoryID: adv.ID,
 		userID: u.ID, tokenID: tok.ID, productID: prod.ID, groupID: g.ID, enrollTokenID: et.ID,
 		deviceID: deviceID, artifactID: art.ID, releaseID: rel.ID, vulnID: v.ID, deviceReleaseID: gwRel.ID,
 		tufSig: e.tufSignature(p)}
@@ -320,6 +336,7 @@ func pathFor(pattern, slug string, v victims) string {
 	p = strings.ReplaceAll(p, "{delivery}", v.deliveryID)
 	p = strings.ReplaceAll(p, "{vuln}", v.vulnID)
 	for _, kind := range []struct{ segment, id string }{
+		{"/rollouts/", v.rolloutID},
 		{"/subscriptions/", v.subscriptionID}, {"/reports/", v.reportID}, {"/advisories/", v.advisoryID},
 		{"/users/", v.userID}, {"/enrollment-tokens/", v.enrollTokenID}, {"/tokens/", v.tokenID},
 		{"/products/", v.productID}, {"/devices/", v.deviceID}, {"/groups/", v.groupID},
@@ -383,6 +400,10 @@ func bodyFor(opID string, n int, v victims) any {
 		return disclosure.StageRequest{Stage: "acknowledged"}
 	case "linkReportVulnerability":
 		return disclosure.LinkRequest{VulnerabilityID: v.vulnID}
+	case "createRollout", "planRollout":
+		return rollout.CreateRequest{ReleaseID: v.deviceReleaseID, TargetGroupID: v.groupID, Urgency: rollout.UrgencyOutOfCycle}
+	case "setGroupWindow":
+		return rollout.GroupWindow{Cron: "0 2 * * *", DurationSeconds: 3600, TimeZone: "Europe/Berlin"}
 	case "assignDevice":
 		return rollout.AssignRequest{ReleaseID: v.deviceReleaseID}
 	case "importOSV":

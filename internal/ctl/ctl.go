@@ -66,7 +66,7 @@ STEWARD_TOKEN_FILE, and finally ./` + defaultTokenFile + `, which
 	cmd.AddCommand(whoamiCommand(o), orgsCommand(o), usersCommand(o), tokensCommand(o), auditCommand(o),
 		productsCommand(o), enrollTokensCommand(o), devicesCommand(o), groupsCommand(o), versionsCommand(o),
 		artifactsCommand(o), releasesCommand(o), tufCommand(o),
-		vulnsCommand(o), reportsCommand(o), subscriptionsCommand(o), advisoriesCommand(o))
+		vulnsCommand(o), reportsCommand(o), subscriptionsCommand(o), advisoriesCommand(o), rolloutsCommand(o))
 	return cmd
 }
 

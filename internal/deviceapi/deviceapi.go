@@ -38,9 +38,10 @@ type Server struct {
 
 // Updates tells the device API what a device should install.
 type Updates interface {
-	// Pending reports whether the device should fetch its director
-	// metadata because it has something to install.
-	Pending(ctx context.Context, d inventory.Device) (bool, error)
+	// Pending decides, at check-in, whether the device should fetch its
+	// director metadata because it has something to install, and how to
+	// take it (nil: nothing). st is the state the device reports now.
+	Pending(ctx context.Context, d inventory.Device, st proto.State) (*proto.UpdateOffer, error)
 	// Director returns one of the device's director metadata files
 	// ("N.root.json", "timestamp.json", "N.snapshot.json", "N.targets.json").
 	Director(ctx context.Context, d inventory.Device, name string) ([]byte, error)
@@ -221,13 +222,13 @@ func (s *Server) checkin(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.updates != nil {
 		d.InstalledVersion = req.Installed.Version
-		pending, err := s.updates.Pending(r.Context(), d)
+		offer, err := s.updates.Pending(r.Context(), d, req.State)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if pending {
-			resp.Action = proto.ActionUpdate
+		if offer != nil {
+			resp.Action, resp.Update = proto.ActionUpdate, offer
 		}
 	}
 	write(w, "application/json", http.StatusOK, resp)

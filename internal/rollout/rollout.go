@@ -7,6 +7,7 @@ package rollout
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/steward-iot/steward/internal/access"
@@ -19,8 +20,11 @@ import (
 
 // Assignment is the release one device should install.
 type Assignment struct {
-	DeviceID   string    `json:"device_id"`
-	ReleaseID  string    `json:"release_id"`
+	DeviceID  string `json:"device_id"`
+	ReleaseID string `json:"release_id"`
+	// RolloutID names the rollout that made the assignment; empty for a
+	// person's direct assignment.
+	RolloutID  string    `json:"rollout_id,omitempty"`
 	AssignedBy string    `json:"assigned_by"`
 	AssignedAt time.Time `json:"assigned_at"`
 }
@@ -46,6 +50,8 @@ type Tx interface {
 	AddUpdateEvent(ctx context.Context, orgID string, e UpdateEvent) (inserted bool, err error)
 	// UpdateHistory lists a device's update events by id after after.
 	UpdateHistory(ctx context.Context, orgID, deviceID, after string, limit int) ([]UpdateEvent, error)
+
+	RolloutTx
 }
 
 // Store runs functions in read or write transactions.
@@ -54,10 +60,15 @@ type Store interface {
 	Write(ctx context.Context, fn func(Tx) error) error
 }
 
-// Service assigns releases to devices.
+// Service assigns releases to devices: directly, and through phased
+// rollouts decided at check-in.
 type Service struct {
 	store Store
 	clock clock.Clock
+	log   *slog.Logger
+	cache liveCache
+	waker Waker
+	poll  time.Duration // devices' check-in interval, for plans
 }
 
 // NewService returns a rollout service.
@@ -65,8 +76,27 @@ func NewService(s Store, c clock.Clock) *Service {
 	if c == nil {
 		c = clock.Real
 	}
-	return &Service{store: s, clock: c}
+	return &Service{store: s, clock: c, log: slog.New(slog.DiscardHandler)}
 }
+
+// SetLogger sets where the service logs (nothing by default).
+func (s *Service) SetLogger(l *slog.Logger) {
+	if l != nil {
+		s.log = l
+	}
+}
+
+// Waker asks devices to check in at once (MQTT wake-ups). org is the
+// organization's id.
+type Waker interface {
+	WakeDevices(ctx context.Context, org string, deviceIDs []string, reason, rolloutID string) error
+	WakeOrg(ctx context.Context, org string, spread time.Duration, reason, rolloutID string) error
+}
+
+// SetWaker makes immediate rollouts wake their organization's devices when
+// they start and at each phase; nil (the default) sends no wake-ups, and
+// devices learn of the rollout at their next poll.
+func (s *Service) SetWaker(w Waker) { s.waker = w }
 
 // Assign makes rel the release a device should install (a pending device
 // gets it once accepted; a quarantined one still receives updates). The release must

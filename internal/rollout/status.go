@@ -128,6 +128,9 @@ func (s *Service) RecordStatus(ctx context.Context, d inventory.Device, req prot
 			duplicate = true
 			return nil
 		}
+		if err := advanceUpdates(ctx, tx, d, req, e.ReceivedAt); err != nil {
+			return err
+		}
 		details := map[string]any{"report_id": e.ReportID, "release_id": r.ID, "version": r.Version, "step": e.Step}
 		if e.ReasonCode != "" {
 			details["reason_code"] = e.ReasonCode
@@ -160,4 +163,51 @@ func (s *Service) History(ctx context.Context, p access.Principal, deviceID stri
 	}
 	items, next := paging.Trim(items, limit, func(e UpdateEvent) string { return e.ID })
 	return items, next, nil
+}
+
+// stepState maps a reported step to the DeviceUpdate state it moves to.
+var stepState = map[string]string{
+	proto.StepDownloading: DUDownloading, proto.StepDownloaded: DUDownloaded, proto.StepInstalling: DUInstalling,
+	proto.StepRebooting: DURebooting, proto.StepCommitted: DUSucceeded, proto.StepFailed: DUFailed, proto.StepRolledBack: DURolledBack,
+}
+
+// advanceUpdates moves the device's row of every live rollout of the
+// reported release. Steps move only updates in flight, except "committed",
+// which is the truth whenever it comes (a late success after a time-out).
+// A failure drops the rollout's assignment: the device is offered the
+// release again only at a later check-in with retries left.
+func advanceUpdates(ctx context.Context, tx Tx, d inventory.Device, req proto.UpdateStatus, at time.Time) error {
+	us, err := tx.LiveDeviceUpdates(ctx, d.OrgID, d.ID)
+	if err != nil {
+		return err
+	}
+	for _, u := range us {
+		r, err := tx.RolloutByID(ctx, d.OrgID, u.RolloutID)
+		if err != nil {
+			return err
+		}
+		if r.ReleaseID != req.ReleaseID {
+			continue
+		}
+		to := stepState[req.Step]
+		if r.Mode == ModeDownloadOnly && to == DUDownloaded {
+			to = DUSucceeded // downloading is all a download-only rollout asks for
+		}
+		if to != DUSucceeded && !inFlight[u.State] || to == u.State {
+			continue
+		}
+		u.State, u.UpdatedAt, u.Reason = to, at, req.ReasonCode
+		if to == DUSucceeded || failure[to] {
+			u.FinishedAt = &at
+		}
+		if err := tx.PutDeviceUpdate(ctx, d.OrgID, u); err != nil {
+			return err
+		}
+		if failure[to] {
+			if _, err := tx.DeleteRolloutAssignment(ctx, d.OrgID, d.ID, u.RolloutID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

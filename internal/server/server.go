@@ -72,6 +72,27 @@ type Config struct {
 	// Demo, when positive, seeds demo products and runs a simulated fleet
 	// of this many devices against the server.
 	Demo int
+	// RolloutInterval is how often the elected rollout scheduler moves
+	// rollouts on (default 10s; env STEWARD_ROLLOUT_INTERVAL when unset).
+	RolloutInterval time.Duration
+}
+
+// rolloutInterval is the configured scheduler interval. Until `steward
+// serve` has a --rollout-interval flag it is read from the env variable
+// that flag's name maps to, so adding the flag changes nothing for users.
+func (c Config) rolloutInterval() (time.Duration, error) {
+	if c.RolloutInterval > 0 {
+		return c.RolloutInterval, nil
+	}
+	v := os.Getenv("STEWARD_ROLLOUT_INTERVAL")
+	if v == "" {
+		return 10 * time.Second, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 100*time.Millisecond {
+		return 0, fmt.Errorf("STEWARD_ROLLOUT_INTERVAL=%q: want a duration of at least 100ms, like 10s", v)
+	}
+	return d, nil
 }
 
 // DSN returns the database the config selects.
@@ -118,6 +139,7 @@ type Server struct {
 	suit      *suit.Emitter
 	vp        *vulnProcess
 	vulns     *vuln.Service
+	scheduler *rollout.Scheduler
 }
 
 // OpenStore opens and migrates the configured database.
@@ -181,6 +203,14 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	rel.SetPublisher(publisher{trust: s.trust, suit: s.suit, db: db, publicURL: cfg.publicURL()})
 	rel.SetTransparencyLog(logs)
 	deploy := rollout.NewService(db.Rollout(), cfg.Clock)
+	deploy.SetLogger(log)
+	deploy.SetPollInterval(cfg.Checkin.Interval)
+	interval, err := cfg.rolloutInterval()
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.scheduler = rollout.NewScheduler(deploy, db.Elector(interval), interval, log)
 	director := trust.NewDirector(db.DirectorRoots, db, cfg.Clock, 0, log)
 	devices := deviceapi.New(ident, s.checkins, cfg.Clock, log)
 	devices.SetUpdates(updates{rollout: deploy, director: director, suit: s.suit})
@@ -263,6 +293,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	run(func(c context.Context) { s.trust.RunRefresher(c, 10*time.Minute) })
 	run(s.vp.notify.Run) // attempts in flight are recorded
 	run(func(c context.Context) { s.runSweeps(c, time.Minute) })
+	// One rollout scheduler among replicas: it waits to be elected.
+	run(s.scheduler.Run)
 	run(func(c context.Context) { audit.RunSealer(c, s.db.Audit(), 200*time.Millisecond, s.log) }) // every recorded event is chained
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/steward-iot/steward/agent/proto"
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/rollout"
@@ -20,9 +21,11 @@ type updates struct {
 	suit     *suit.Emitter
 }
 
-func (u updates) Pending(ctx context.Context, d inventory.Device) (bool, error) {
-	r, _, ok, err := u.rollout.Wanted(ctx, d)
-	return ok && r.Version != d.InstalledVersion, err
+// Pending lets the rollout engine decide at check-in: it may assign a
+// release (a phased rollout's turn for this device), which the director
+// then signs.
+func (u updates) Pending(ctx context.Context, d inventory.Device, st proto.State) (*proto.UpdateOffer, error) {
+	return u.rollout.Offer(ctx, d, st)
 }
 
 // Director names the full images of the wanted release, and the deltas

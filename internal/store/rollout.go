@@ -16,16 +16,19 @@ func (db *DB) Rollout() rollout.Store { return domain[rollout.Tx]{db} }
 func scanAssignment(scan func(...any) error) (rollout.Assignment, error) {
 	var a rollout.Assignment
 	var at int64
-	err := scan(&a.DeviceID, &a.ReleaseID, &a.AssignedBy, &at)
-	a.AssignedAt = fromUS(at)
+	var rolloutID sql.NullString
+	err := scan(&a.DeviceID, &a.ReleaseID, &rolloutID, &a.AssignedBy, &at)
+	a.AssignedAt, a.RolloutID = fromUS(at), rolloutID.String
 	return a, err
 }
 
-// PutAssignment sets (or replaces) a device's assigned release.
+// PutAssignment sets (or replaces) a device's assigned release; a
+// RolloutID names the rollout that made it.
 func (tx *Tx) PutAssignment(ctx context.Context, orgID string, a rollout.Assignment) error {
-	_, err := tx.exec(ctx, `INSERT INTO device_assignments (device_id, org_id, release_id, assigned_by, assigned_at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (device_id) DO UPDATE SET release_id = excluded.release_id, assigned_by = excluded.assigned_by, assigned_at = excluded.assigned_at`,
-		a.DeviceID, orgID, a.ReleaseID, a.AssignedBy, us(a.AssignedAt))
+	_, err := tx.exec(ctx, `INSERT INTO device_assignments (device_id, org_id, release_id, rollout_id, assigned_by, assigned_at) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (device_id) DO UPDATE SET release_id = excluded.release_id, rollout_id = excluded.rollout_id,
+		assigned_by = excluded.assigned_by, assigned_at = excluded.assigned_at`,
+		a.DeviceID, orgID, a.ReleaseID, nullString(a.RolloutID), a.AssignedBy, us(a.AssignedAt))
 	return err
 }
 
@@ -42,7 +45,7 @@ func (tx *Tx) DeleteAssignment(ctx context.Context, orgID, deviceID string) (boo
 // AssignmentOf returns a device's assignment.
 func (tx *Tx) AssignmentOf(ctx context.Context, orgID, deviceID string) (rollout.Assignment, error) {
 	return getOne(ctx, tx, "assignment of device "+deviceID, scanAssignment,
-		"SELECT device_id, release_id, assigned_by, assigned_at FROM device_assignments WHERE org_id = $1 AND device_id = $2", orgID, deviceID)
+		"SELECT device_id, release_id, rollout_id, assigned_by, assigned_at FROM device_assignments WHERE org_id = $1 AND device_id = $2", orgID, deviceID)
 }
 
 const updateEventCols = "id, device_id, report_id, release_id, version, step, reason_code, detail, bytes_done, bytes_total, device_at, received_at"
