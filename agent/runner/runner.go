@@ -23,6 +23,7 @@ import (
 	"github.com/steward-iot/steward/agent/internal/pacing"
 	"github.com/steward-iot/steward/agent/proto"
 	"github.com/steward-iot/steward/agent/update"
+	"github.com/steward-iot/steward/agent/wake"
 )
 
 // StateFile is the name of the agent's state inside the state directory.
@@ -72,6 +73,16 @@ type Config struct {
 	// "update". Build it with NewUpdates, which needs the runner's client.
 	Updates func(c *client.Client, deviceID string) (*update.Updater, error)
 
+	// Wake, with a broker URL, subscribes to MQTT wake-ups once the
+	// device is enrolled: a wake-up (rate-limited by package wake) cuts the
+	// current wait short. WakeOrg is the organization's slug in topics.
+	Wake    wake.Config
+	WakeOrg string
+	// Busy, if set, says the device should put off soft updates now (a
+	// user is busy, a job runs); they are installed anyway once their
+	// deadline passes. Forced updates never wait.
+	Busy func() bool
+
 	// HTTPClient, UserAgent: see client.Options.
 	HTTPClient *http.Client
 	UserAgent  string
@@ -104,6 +115,8 @@ type runner struct {
 	state   state
 	updates *update.Updater // nil until enrolled, or without Config.Updates
 	resumed bool
+	wakeSub wake.Subscriber    // nil until enrolled, or without Config.Wake
+	wakeCh  chan time.Duration // wake-ups from wakeSub
 }
 
 // Run enrolls the device if it is not yet enrolled and then checks in until
@@ -151,11 +164,61 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := r.loadState(); err != nil {
 		return err
 	}
+	defer func() {
+		if r.wakeSub != nil {
+			_ = r.wakeSub.Close()
+		}
+	}()
 	err = r.loop(ctx)
 	if ctx.Err() != nil {
 		return nil
 	}
 	return err
+}
+
+// sleep waits d, or less when a wake-up arrives: then it waits only the
+// wake-up's spread delay.
+func (r *runner) sleep(ctx context.Context, d time.Duration) error {
+	if r.wakeCh == nil {
+		return r.cfg.Sleep(ctx, d)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- r.cfg.Sleep(sctx, d) }()
+	select {
+	case err := <-done:
+		return err
+	case delay := <-r.wakeCh:
+		cancel()
+		<-done
+		r.log.Info("woken up to check in", "delay", delay)
+		if delay < d {
+			return r.cfg.Sleep(ctx, delay)
+		}
+		return r.cfg.Sleep(ctx, d)
+	}
+}
+
+// startWake subscribes to wake-ups once the device has an id.
+func (r *runner) startWake(ctx context.Context) {
+	if r.wakeSub != nil || !r.cfg.Wake.Enabled() || r.state.DeviceID == "" {
+		return
+	}
+	ch := make(chan time.Duration, 1)
+	sub, err := wake.Start(ctx, r.cfg.Wake, wake.Device{Org: r.cfg.WakeOrg, ID: r.state.DeviceID}, func(delay time.Duration) {
+		select {
+		case ch <- delay:
+		default: // one pending wake-up is enough
+		}
+	}, wake.Options{Logger: r.log})
+	if err != nil {
+		// Polling still works; say so once.
+		r.log.Warn("not subscribing to wake-ups", "err", err)
+		r.wakeSub = wake.Nop{}
+		return
+	}
+	r.wakeSub, r.wakeCh = sub, ch
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
@@ -211,7 +274,7 @@ func (r *runner) loop(ctx context.Context) error {
 	}
 	failures := 0
 	for {
-		if err := r.cfg.Sleep(ctx, wait); err != nil {
+		if err := r.sleep(ctx, wait); err != nil {
 			return err
 		}
 		next, err := r.step(ctx)
@@ -238,6 +301,7 @@ func (r *runner) step(ctx context.Context) (time.Duration, error) {
 	if !r.state.Enrolled {
 		return r.enroll(ctx)
 	}
+	r.startWake(ctx)
 	if err := r.startUpdates(ctx); err != nil {
 		return 0, err
 	}
@@ -297,7 +361,17 @@ func (r *runner) step(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	if resp.Action == proto.ActionUpdate && r.updates != nil {
-		out, err := r.updates.Update(ctx)
+		take := r.updates.Update
+		if o := resp.Update; o != nil {
+			switch {
+			case o.Mode == proto.ModeDownloadOnly:
+				take = r.updates.DownloadOnly
+			case o.Mode == proto.ModeSoft && r.cfg.Busy != nil && r.cfg.Busy() && (o.Deadline == nil || r.cfg.Clock().Before(*o.Deadline)):
+				r.log.Info("the device is busy; a soft update waits", "deadline", o.Deadline)
+				take = r.updates.DownloadOnly
+			}
+		}
+		out, err := take(ctx)
 		if err != nil {
 			// The check-in worked; try the update again at the next one.
 			r.log.Warn("update did not complete", "err", err)

@@ -20,6 +20,7 @@ import (
 	"github.com/steward-iot/steward/agent/identity"
 	"github.com/steward-iot/steward/agent/proto"
 	"github.com/steward-iot/steward/agent/runner"
+	"github.com/steward-iot/steward/agent/wake"
 )
 
 const (
@@ -43,6 +44,8 @@ func newRunCmd() *cobra.Command {
 		window                                 string
 		metered                                bool
 		upd                                    updateFlags
+		mqtt                                   wake.Config
+		busyFile                               string
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -104,6 +107,16 @@ See docs/agent.md.`,
 			if err != nil {
 				return err
 			}
+			if mqtt.Enabled() && org == "" {
+				return errors.New("--mqtt-url needs --org: wake-up topics name the organization")
+			}
+			if err := mqtt.LoadPassword(wake.PasswordEnv, os.Getenv); err != nil {
+				return fmt.Errorf("--mqtt-password-file: %w", err)
+			}
+			var busy func() bool
+			if busyFile != "" {
+				busy = func() bool { _, err := os.Stat(busyFile); return err == nil }
+			}
 			if !slices.Contains(links, link) {
 				return fmt.Errorf("--link %q: want one of %s", link, strings.Join(links, ", "))
 			}
@@ -125,6 +138,9 @@ See docs/agent.md.`,
 					Link: link, Metered: metered, MaintenanceWindow: window, StorageDir: state,
 				},
 				Updates:   updates,
+				Wake:      mqtt,
+				WakeOrg:   org,
+				Busy:      busy,
 				UserAgent: fmt.Sprintf("steward-agent/%s", version),
 				Logger:    slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil)),
 			})
@@ -146,6 +162,12 @@ See docs/agent.md.`,
 	f.BoolVar(&metered, "metered", false, "the link is paid by volume (default: true for cellular, nb-iot and lora)")
 	f.StringVar(&window, "maintenance-window", "", `local maintenance window, e.g. "02:00-04:00 Europe/Berlin"`)
 	upd.register(f)
+	f.StringVar(&mqtt.URL, "mqtt-url", "", "MQTT broker `URL` to receive wake-ups from (immediate rollouts), e.g. mqtts://broker:8883")
+	f.StringVar(&mqtt.Username, "mqtt-username", "", "MQTT user name (the device id, with the documented broker ACL)")
+	f.StringVar(&mqtt.PasswordFile, "mqtt-password-file", "", "`FILE` holding the MQTT password (or env "+wake.PasswordEnv+")")
+	f.StringVar(&mqtt.CAFile, "mqtt-ca-file", "", "PEM `FILE` of the CA that signed the broker's certificate")
+	f.StringVar(&mqtt.TopicPrefix, "mqtt-topic-prefix", "steward", "first level of wake-up topics, as the server's")
+	f.StringVar(&busyFile, "busy-file", "", "while this `FILE` exists, soft updates are only downloaded, not installed, until their deadline")
 	return cmd
 }
 

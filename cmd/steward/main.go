@@ -30,6 +30,7 @@ import (
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/tenancy"
 	"github.com/steward-iot/steward/internal/vuln"
+	"github.com/steward-iot/steward/internal/wake"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -108,6 +109,8 @@ func serveCmd() *cobra.Command {
 		contacts            []string
 		notes               notify.Config
 		policyFile          string
+		rolloutInterval     time.Duration
+		mqtt                wake.Config
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -125,6 +128,11 @@ func serveCmd() *cobra.Command {
 			cfg.Addr, cfg.BootstrapOrg, cfg.ShutdownTimeout, cfg.Checkin = addr, org, shutdown, checkin
 			cfg.PublicURL = public
 			cfg.DisclosureOrg, cfg.SecurityContacts, cfg.Notify = disclosureOrg, contacts, notes
+			cfg.RolloutInterval = rolloutInterval
+			if err := mqtt.LoadPassword(wake.PasswordEnv, os.Getenv); err != nil {
+				return fmt.Errorf("--mqtt-password-file: %w", err)
+			}
+			cfg.Wake = mqtt
 			if policyFile != "" {
 				if cfg.VulnPolicy, err = readPolicy(policyFile); err != nil {
 					return err
@@ -154,6 +162,12 @@ func serveCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&notes.SMTP.ImplicitTLS, "smtp-implicit-tls", false, "connect to the relay with TLS at once (port 465) instead of STARTTLS")
 	cmd.Flags().BoolVar(&notes.AllowPrivateNetworks, "webhooks-allow-private", false, "let webhooks reach loopback and private addresses (labs only)")
 	cmd.Flags().BoolVar(&notes.AllowInsecureURLs, "webhooks-allow-http", false, "let webhooks use plain http (labs only)")
+	cmd.Flags().DurationVar(&rolloutInterval, "rollout-interval", 10*time.Second, "how often the elected scheduler moves rollouts on (phases, thresholds, timeouts)")
+	cmd.Flags().StringVar(&mqtt.URL, "mqtt-url", "", "MQTT broker for wake-ups of immediate rollouts, e.g. mqtts://broker:8883 (default: none; devices poll)")
+	cmd.Flags().StringVar(&mqtt.Username, "mqtt-username", "", "MQTT user name")
+	cmd.Flags().StringVar(&mqtt.PasswordFile, "mqtt-password-file", "", "file holding the MQTT password (or env "+wake.PasswordEnv+")")
+	cmd.Flags().StringVar(&mqtt.CAFile, "mqtt-ca-file", "", "PEM file of the CA that signed the broker's certificate")
+	cmd.Flags().StringVar(&mqtt.TopicPrefix, "mqtt-topic-prefix", "steward", "first level of wake-up topics; agents must use the same")
 	cmd.Flags().StringVar(&org, "bootstrap-org", "steward", "slug of the organization created on an empty store")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

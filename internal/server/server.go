@@ -38,6 +38,7 @@ import (
 	"github.com/steward-iot/steward/internal/tenancy"
 	"github.com/steward-iot/steward/internal/trust"
 	"github.com/steward-iot/steward/internal/vuln"
+	"github.com/steward-iot/steward/internal/wake"
 )
 
 // Config is what `steward serve` is told.
@@ -75,11 +76,14 @@ type Config struct {
 	// RolloutInterval is how often the elected rollout scheduler moves
 	// rollouts on (default 10s; env STEWARD_ROLLOUT_INTERVAL when unset).
 	RolloutInterval time.Duration
+	// Wake publishes MQTT wake-ups for immediate rollouts; an empty URL
+	// sends none and devices learn of rollouts when they poll.
+	Wake wake.Config
 }
 
-// rolloutInterval is the configured scheduler interval. Until `steward
-// serve` has a --rollout-interval flag it is read from the env variable
-// that flag's name maps to, so adding the flag changes nothing for users.
+// rolloutInterval is the configured scheduler interval; when Config leaves
+// it zero (tests building a Config), the env variable of the
+// --rollout-interval flag applies, then 10 s.
 func (c Config) rolloutInterval() (time.Duration, error) {
 	if c.RolloutInterval > 0 {
 		return c.RolloutInterval, nil
@@ -140,6 +144,7 @@ type Server struct {
 	vp        *vulnProcess
 	vulns     *vuln.Service
 	scheduler *rollout.Scheduler
+	wake      wake.Publisher
 }
 
 // OpenStore opens and migrates the configured database.
@@ -211,6 +216,13 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.scheduler = rollout.NewScheduler(deploy, db.Elector(interval), interval, log)
+	if s.wake, err = wake.Open(cfg.Wake, wake.Options{Logger: log}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("MQTT wake-ups: %w", err)
+	}
+	if cfg.Wake.Enabled() {
+		deploy.SetWaker(orgWaker{pub: s.wake, db: db})
+	}
 	director := trust.NewDirector(db.DirectorRoots, db, cfg.Clock, 0, log)
 	devices := deviceapi.New(ident, s.checkins, cfg.Clock, log)
 	devices.SetUpdates(updates{rollout: deploy, director: director, suit: s.suit})
@@ -268,7 +280,45 @@ func (s *Server) ready(ctx context.Context) error {
 func (s *Server) Handler() http.Handler { return s.api.Handler() }
 
 // Close releases the store.
-func (s *Server) Close() error { return s.db.Close() }
+func (s *Server) Close() error {
+	if s.wake != nil {
+		_ = s.wake.Close()
+	}
+	return s.db.Close()
+}
+
+// orgWaker names organizations by slug in wake-up topics, as devices
+// subscribe to them; the rollout engine knows them by id.
+type orgWaker struct {
+	pub wake.Publisher
+	db  *store.DB
+}
+
+func (w orgWaker) slug(ctx context.Context, orgID string) (string, error) {
+	var slug string
+	err := w.db.Read(ctx, func(tx *store.Tx) error {
+		o, err := tx.OrgByID(ctx, orgID)
+		slug = o.Slug
+		return err
+	})
+	return slug, err
+}
+
+func (w orgWaker) WakeDevices(ctx context.Context, orgID string, deviceIDs []string, reason, rolloutID string) error {
+	slug, err := w.slug(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	return w.pub.WakeDevices(ctx, slug, deviceIDs, reason, rolloutID)
+}
+
+func (w orgWaker) WakeOrg(ctx context.Context, orgID string, spread time.Duration, reason, rolloutID string) error {
+	slug, err := w.slug(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	return w.pub.WakeOrg(ctx, slug, spread, reason, rolloutID)
+}
 
 // Serve serves on ln until ctx ends, then drains in-flight requests.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
