@@ -31,6 +31,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
+	"github.com/steward-iot/steward/agent/install"
 	"github.com/steward-iot/steward/agent/update"
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/inventory"
@@ -162,12 +163,20 @@ func firmware(seed uint64, n int) []byte {
 // victimDevice is an enrolled device and its update engine.
 type victimDevice struct {
 	device
-	engine *update.Engine
+	engine  *update.Engine
+	updater *update.Updater
+	slots   *install.DirAB
+	// installed is the counter the device committed; factory the sha256
+	// of the image it runs.
+	installed int64
+	factory   string
 }
 
 // enroll enrolls and accepts a device of hardware hw that reports running
 // version, whose release counter it has committed (0: none). It trusts
-// the director root and the image repository's 1.root.json, as shipped.
+// the director root and the image repository's 1.root.json, as shipped,
+// and runs the agent's whole update cycle (update.Updater) on ab-dir slots
+// provisioned with a factory image of that version.
 func (v *victim) enroll(t *testing.T, serial, hw, running string, installed int64) *victimDevice {
 	t.Helper()
 	dev := v.at(t).deviceOf(t, serial, hw)
@@ -180,7 +189,7 @@ func (v *victim) enroll(t *testing.T, serial, hw, running string, installed int6
 	if code != 200 {
 		t.Fatalf("image repository 1.root.json: %d %s", code, imgRoot)
 	}
-	return &victimDevice{device: dev, engine: &update.Engine{Server: v.url, Org: "acme",
+	e := &update.Engine{Server: v.url, Org: "acme",
 		Device: update.Device{ID: dev.id, HardwareID: hw, InstalledCounter: installed},
 		Token: func() string {
 			tok, err := dev.c.Token(context.Background())
@@ -190,7 +199,32 @@ func (v *victim) enroll(t *testing.T, serial, hw, running string, installed int6
 			return tok
 		},
 		DirectorRoot: dirRoot, ImageRoot: imgRoot, StateDir: t.TempDir(),
-		Downloader: update.Downloader{Attempts: 3, Backoff: time.Millisecond}}}
+		Downloader: update.Downloader{Attempts: 3, Backoff: time.Millisecond}}
+	slots, err := install.NewDirAB(t.TempDir(), install.DirABOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	factory := filepath.Join(t.TempDir(), "factory.img")
+	if err := os.WriteFile(factory, []byte("factory image of "+serial+" running "+running), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	img, err := install.FileImage(factory, "", running, installed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := slots.Provision(ctx, img); err != nil {
+		t.Fatal(err)
+	}
+	if err := slots.Boot(ctx); err != nil {
+		t.Fatal(err)
+	}
+	q, err := update.OpenStatusQueue(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &update.Updater{Engine: e, Installer: slots, Queue: q, Reporter: dev.c, StateDir: t.TempDir(), FactoryCounter: installed}
+	return &victimDevice{device: dev, engine: e, updater: u, slots: slots, installed: installed, factory: img.SHA256}
 }
 
 // assign assigns a release to the device through the admin API.
@@ -199,27 +233,36 @@ func (v *victim) assign(t *testing.T, dv *victimDevice, releaseID string) {
 	v.at(t).admin("PUT", "/api/v1/orgs/acme/devices/"+dv.id+"/assignment", rollout.AssignRequest{ReleaseID: releaseID}, nil)
 }
 
-// attemptUpdate runs one update cycle of the device against the server.
-// Today the cycle is the verified fetch (update.Engine.Fetch); once
-// package update's Agent exists (fetch, install, commit), it runs here
-// instead and every attack covers the whole cycle.
-func attemptUpdate(t *testing.T, dv *victimDevice) (update.Result, error) {
+// attemptUpdate runs the agent's whole update cycle (update.Updater:
+// metadata, agreement, download, install, reboot, commit) against the
+// server.
+func attemptUpdate(t *testing.T, dv *victimDevice) (update.Outcome, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	return dv.engine.Fetch(ctx)
+	return dv.updater.Update(ctx)
 }
 
 // assertNothingInstalled checks that a refused update left nothing on the
-// device but TUF metadata: no image, no byte of a partial download, no
-// temporary or patch file. (An empty <sha256>.part is resume state the
-// downloader keeps after a server error it retries, not content.) When the
-// Agent exists, this also checks that the running image, the inactive
-// slot and the committed release counter are as before.
+// device: the factory image still runs from slot a, nothing is armed or on
+// trial, the committed counter is as before, and the engine's folder holds
+// only TUF metadata: no image, no byte of a partial download, no temporary
+// or patch file. (An empty <sha256>.part is resume state the downloader
+// keeps after a server error it retries, not content.)
 func assertNothingInstalled(t *testing.T, dv *victimDevice) {
 	t.Helper()
+	st, err := dv.slots.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Booted.Name != "a" || st.Booted.SHA256 != dv.factory || st.Trial || st.Armed != nil {
+		t.Errorf("after a refused update the device runs %+v (armed %+v), want its factory image in slot a", st.Booted, st.Armed)
+	}
+	if n, err := dv.updater.InstalledCounter(); err != nil || n != dv.installed {
+		t.Errorf("committed counter %d (%v), want %d", n, err, dv.installed)
+	}
 	state := dv.engine.StateDir
-	err := filepath.WalkDir(state, func(p string, d fs.DirEntry, err error) error {
+	err = filepath.WalkDir(state, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -260,9 +303,9 @@ func refused(t *testing.T, dv *victimDevice, want error, where string) error {
 // refusedIf is refused for an error that match recognizes.
 func refusedIf(t *testing.T, dv *victimDevice, where, want string, match func(error) bool) error {
 	t.Helper()
-	res, err := attemptUpdate(t, dv)
+	out, err := attemptUpdate(t, dv)
 	if err == nil {
-		t.Fatalf("the device accepted the attack: fetched %s (%s)", res.Image.Path, res.Path)
+		t.Fatalf("the device accepted the attack: update ended %s", out)
 	}
 	if !match(err) {
 		t.Fatalf("refused with %v; want %s", err, want)
