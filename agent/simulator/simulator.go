@@ -8,6 +8,13 @@
 // that share one HTTP transport. Ten thousand devices thus cost ten
 // thousand small structs, Concurrency goroutines and at most Concurrency
 // connections.
+//
+// With Config.Updates, a device whose check-in answers "update" runs the
+// agent's own update code (update.Updater, update.Engine) on a simulated
+// A/B installer, over a simulated link of its link class. Updates run in
+// a second bounded pool, so that check-ins go on while downloads wait on
+// slow links; an updating device has a state directory only while its
+// update is under way.
 package simulator
 
 import (
@@ -29,6 +36,7 @@ import (
 
 	"github.com/steward-iot/steward/agent/client"
 	"github.com/steward-iot/steward/agent/identity"
+	"github.com/steward-iot/steward/agent/install"
 	"github.com/steward-iot/steward/agent/internal/pacing"
 	"github.com/steward-iot/steward/agent/proto"
 	"github.com/steward-iot/steward/agent/runner"
@@ -99,6 +107,9 @@ type Config struct {
 	ReportEvery time.Duration
 	// HTTPClient, if set, replaces the shared client the simulator builds.
 	HTTPClient *http.Client
+	// Updates, if set, makes devices install what the server assigns
+	// them; without it they only check in.
+	Updates *UpdateConfig
 }
 
 const (
@@ -113,9 +124,9 @@ const (
 // worker it was handed to.
 type device struct {
 	client     *client.Client
+	index      int
 	serial     string
 	hardwareID string
-	version    string
 	link       string
 	window     string
 	battery    int // percent; -1 for mains-powered devices
@@ -132,6 +143,21 @@ type device struct {
 	status       atomic.Int32
 	offlineUntil atomic.Int64 // time.Duration since start
 	checkins     atomic.Int64
+	// running is the slot the device runs; its Version is reported.
+	running atomic.Pointer[install.Slot]
+
+	// With updates: the fields below belong to whoever holds the device,
+	// like the scheduling fields.
+	id        string // the server's device id
+	hc        *http.Client
+	tr        *deviceTransport
+	interval  time.Duration // between check-ins, as the server last said
+	offered   bool          // the last check-in answered "update"
+	offeredAt time.Duration // since start, of the offer now under way; 0 for none
+	upd       *updateState  // while an update is under way
+	saved     []byte        // the Updater's state file between updates
+	installs  uint32        // installs so far, for the seeded failures
+	visits    uint32        // update visits so far, for the seeded link
 }
 
 // Simulator runs the virtual fleet. Create it with New.
@@ -141,6 +167,7 @@ type Simulator struct {
 	ownHC   bool
 	devices []*device
 	start   time.Time
+	upd     *updater // nil without Config.Updates
 
 	mu    sync.Mutex
 	queue queue
@@ -191,9 +218,7 @@ func New(cfg Config) (*Simulator, error) {
 		}
 	}
 	for _, l := range cfg.Links {
-		switch l.Value {
-		case proto.LinkEthernet, proto.LinkWiFi, proto.LinkCellular, proto.LinkNBIoT, proto.LinkLoRa:
-		default:
+		if !knownLink(l.Value) {
 			return nil, fmt.Errorf("simulator: unknown link %q", l.Value)
 		}
 	}
@@ -204,8 +229,16 @@ func New(cfg Config) (*Simulator, error) {
 		cfg.Concurrency = 64
 	}
 
+	var upd *updater
+	if cfg.Updates != nil {
+		var err error
+		if upd, err = newUpdater(*cfg.Updates, cfg.Org); err != nil {
+			return nil, err
+		}
+	}
 	s := &Simulator{
 		cfg:          cfg,
+		upd:          upd,
 		hc:           cfg.HTTPClient,
 		wake:         make(chan struct{}, 1),
 		enrollLimit:  newLimiter(cfg.EnrollRate),
@@ -227,6 +260,7 @@ func New(cfg Config) (*Simulator, error) {
 	}
 	runID := hex.EncodeToString(run) // tells this run's serials from earlier runs'
 	windows := []string{"", "02:00-04:00 UTC", "01:00-05:00 Europe/Berlin", "22:00-02:00 America/New_York", "03:00-04:00 Asia/Tokyo"}
+	factory := map[string]*install.Slot{} // shared: a device replaces its slot, never changes it
 	s.devices = make([]*device, cfg.Devices)
 	for i := range s.devices {
 		id, err := identity.Generate(identity.Ed25519)
@@ -234,14 +268,32 @@ func New(cfg Config) (*Simulator, error) {
 			return nil, err
 		}
 		d := &device{
-			client:     client.New(cfg.ServerURL, id, client.Options{HTTPClient: s.hc, UserAgent: "steward-agent-simulator"}),
+			index:      i,
 			serial:     fmt.Sprintf("sim-%d-%s", i, runID),
 			hardwareID: pick(cfg.HardwareIDs, spread(i, 0)),
-			version:    pick(cfg.Versions, spread(i, 1)),
 			link:       pick(cfg.Links, spread(i, 2)),
 			window:     windows[i%len(windows)],
 			battery:    -1,
+			interval:   time.Minute,
 		}
+		version := pick(cfg.Versions, spread(i, 1))
+		if factory[version] == nil {
+			factory[version] = upd.factorySlot(version)
+		}
+		d.running.Store(factory[version])
+		hc := s.hc
+		if upd != nil {
+			// A transport of its own shapes the device's requests while
+			// it updates.
+			base := s.hc.Transport
+			if base == nil {
+				base = http.DefaultTransport
+			}
+			d.tr = &deviceTransport{base: base, timeout: s.hc.Timeout}
+			d.hc = &http.Client{Transport: d.tr}
+			hc = d.hc
+		}
+		d.client = client.New(cfg.ServerURL, id, client.Options{HTTPClient: hc, UserAgent: "steward-agent-simulator"})
 		if spread(i, 3) < cfg.BatteryShare {
 			d.battery = 20 + rand.IntN(81)
 		}
@@ -295,10 +347,23 @@ func (s *Simulator) Run(ctx context.Context) error {
 	s.runStart.Store(int64(s.since()))
 	work := make(chan *device)
 	var workers, background sync.WaitGroup
+	if s.upd != nil {
+		base := s.hc.Transport
+		if base == nil {
+			base = http.DefaultTransport
+		}
+		if err := s.upd.start(base, s.upd.cfg.Concurrency); err != nil {
+			return err
+		}
+		defer s.upd.stop(s.devices) // after the workers are done, below
+		s.updateWorkers(ctx, &workers)
+	}
 	for range s.cfg.Concurrency {
 		workers.Go(func() {
 			for d := range work {
-				s.step(ctx, d)
+				if s.step(ctx, d) {
+					continue // the update pool has it now
+				}
 				if d.status.Load() != statusStopped && ctx.Err() == nil {
 					s.push(d)
 				}
@@ -396,13 +461,14 @@ func (s *Simulator) push(d *device) {
 	}
 }
 
-// step makes d's next request and sets d.due for the one after.
-func (s *Simulator) step(ctx context.Context, d *device) {
+// step makes d's next request and sets d.due for the one after, or hands
+// d to the update pool and reports true.
+func (s *Simulator) step(ctx context.Context, d *device) bool {
 	if d.status.Load() == statusNew {
 		s.enroll(ctx, d)
-	} else {
-		s.checkin(ctx, d)
+		return false
 	}
+	return s.checkin(ctx, d)
 }
 
 func (s *Simulator) enroll(ctx context.Context, d *device) {
@@ -414,6 +480,7 @@ func (s *Simulator) enroll(ctx context.Context, d *device) {
 		return
 	}
 	d.failures = 0
+	d.id = resp.DeviceID
 	switch resp.Status {
 	case proto.StatusActive:
 		d.status.Store(statusActive)
@@ -426,7 +493,7 @@ func (s *Simulator) enroll(ctx context.Context, d *device) {
 	}
 }
 
-func (s *Simulator) checkin(ctx context.Context, d *device) {
+func (s *Simulator) checkin(ctx context.Context, d *device) (handedOver bool) {
 	start := time.Now()
 	resp, err := d.client.Checkin(ctx, d.report())
 	took := time.Since(start)
@@ -440,18 +507,18 @@ func (s *Simulator) checkin(ctx context.Context, d *device) {
 			wait = ae.RetryAfter
 		}
 		d.due = s.since() + wait
-		return
+		return false
 	case client.IsCode(err, proto.CodeDeviceRejected), client.IsCode(err, proto.CodeDeviceRevoked):
 		s.countError(err)
 		d.status.Store(statusStopped)
-		return
+		return false
 	case client.IsCode(err, proto.CodeUnknownDevice):
 		d.status.Store(statusNew)
 		s.failed(ctx, d, err)
-		return
+		return false
 	default:
 		s.failed(ctx, d, err)
-		return
+		return false
 	}
 	s.latency.record(took)
 	s.checkins.Add(1)
@@ -466,7 +533,12 @@ func (s *Simulator) checkin(ctx context.Context, d *device) {
 	if interval <= 0 {
 		interval = time.Duration(max(resp.PollIntervalSeconds, 1)) * time.Second
 	}
+	d.interval = interval
+	if s.handOver(d, resp.Action) {
+		return true // the update pool sets d.due
+	}
 	d.due = s.since() + pacing.Jitter(interval, rand.Float64())
+	return false
 }
 
 // failed counts err and backs d off.
@@ -533,10 +605,11 @@ func (d *device) report() proto.CheckinRequest {
 		pct := d.battery
 		st.BatteryPercent, st.OnMains = &pct, d.charging
 	}
+	version := d.running.Load().Version
 	return proto.CheckinRequest{
 		Installed: proto.Installed{
-			Version:    d.version,
-			Components: []proto.Component{{Purl: "pkg:generic/" + d.hardwareID + "-firmware@" + d.version, Version: d.version}},
+			Version:    version,
+			Components: []proto.Component{{Purl: "pkg:generic/" + d.hardwareID + "-firmware@" + version, Version: version}},
 		},
 		State: st,
 	}
@@ -600,7 +673,11 @@ func (s *Simulator) report(ctx context.Context) {
 }
 
 func summary(at time.Duration, st Stats, rate float64, p50, p99 time.Duration) string {
-	return fmt.Sprintf("[%s] devices %d: enrolled %d (pending %d) active %d offline %d stopped %d | check-ins %.1f/s (total %d) p50 %s p99 %s | errors: %s",
+	line := fmt.Sprintf("[%s] devices %d: enrolled %d (pending %d) active %d offline %d stopped %d | check-ins %.1f/s (total %d) p50 %s p99 %s | errors: %s",
 		at.Round(100*time.Millisecond), st.Devices, st.Enrolled, st.Pending, st.Active, st.Offline, st.Stopped,
 		rate, st.Checkins, p50, p99, formatErrors(st.Errors))
+	if st.Updates != nil {
+		line += " | " + st.Updates.String()
+	}
+	return line
 }

@@ -38,6 +38,72 @@ type Stats struct {
 	// LatencyP50 and LatencyP99 are of successful check-ins, to about 6%.
 	LatencyP50 time.Duration `json:"-"`
 	LatencyP99 time.Duration `json:"-"`
+	// Updates is nil unless the simulator installs updates.
+	Updates *UpdateStats `json:"updates,omitempty"`
+}
+
+// UpdateStats describe the updates of a simulation. The counts of
+// started, committed, rolled back and failed updates are of the status
+// reports the server acknowledged, each counted once.
+type UpdateStats struct {
+	// Waiting devices were offered an update and wait for a turn in the
+	// update pool; Updating ones have it.
+	Waiting  int `json:"waiting"`
+	Updating int `json:"updating"`
+	// Started counts "downloading" reports: attempts that got an offer
+	// through TUF and Agree.
+	Started    int64 `json:"started"`
+	Committed  int64 `json:"committed"`
+	RolledBack int64 `json:"rolled_back"`
+	// Failed counts "failed" reports by reason code.
+	Failed map[string]int64 `json:"failed"`
+	// Retried counts updates that stopped on an error (the network, the
+	// server, TUF metadata) and go on at the next offer, by kind.
+	Retried map[string]int64 `json:"retried"`
+	// BytesFull and BytesDelta are image bytes downloaded: of full images
+	// and of deltas, counted when an update's state is removed.
+	BytesFull  int64 `json:"bytes_full"`
+	BytesDelta int64 `json:"bytes_delta"`
+	// BytesIn and BytesOut are all the bytes over the simulated links
+	// (bodies only), Requests their requests, of which RangeRequests
+	// resumed a download and LostRequests were lost by the link.
+	BytesIn       int64 `json:"bytes_in"`
+	BytesOut      int64 `json:"bytes_out"`
+	Requests      int64 `json:"requests"`
+	RangeRequests int64 `json:"range_requests"`
+	LostRequests  int64 `json:"lost_requests"`
+	// OfferToCommitP50 and P95 are wall-clock times from the check-in that
+	// offered an update to its commit, to about 6%.
+	OfferToCommitP50 time.Duration `json:"-"`
+	OfferToCommitP95 time.Duration `json:"-"`
+	// Versions counts the devices running each version, a trial image
+	// included.
+	Versions map[string]int `json:"versions"`
+}
+
+// MarshalJSON adds the durations in seconds.
+func (u UpdateStats) MarshalJSON() ([]byte, error) {
+	type plain UpdateStats
+	return json.Marshal(struct {
+		plain
+		P50 float64 `json:"offer_to_commit_p50_seconds"`
+		P95 float64 `json:"offer_to_commit_p95_seconds"`
+	}{plain(u), u.OfferToCommitP50.Seconds(), u.OfferToCommitP95.Seconds()})
+}
+
+func (u *UpdateStats) String() string {
+	return fmt.Sprintf("updates: waiting %d updating %d started %d committed %d rolled back %d failed: %s retried: %s | image bytes full %d delta %d, requests %d (ranged %d, lost %d) | offer to commit p50 %s p95 %s | versions: %s",
+		u.Waiting, u.Updating, u.Started, u.Committed, u.RolledBack, formatErrors(u.Failed), formatErrors(u.Retried),
+		u.BytesFull, u.BytesDelta, u.Requests, u.RangeRequests, u.LostRequests,
+		u.OfferToCommitP50.Round(time.Millisecond), u.OfferToCommitP95.Round(time.Millisecond), formatCounts(u.Versions))
+}
+
+func formatCounts(m map[string]int) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
 }
 
 // MarshalJSON adds the durations in readable units.
@@ -114,6 +180,33 @@ func (s *Simulator) Stats() Stats {
 	}
 	h := s.latency.snapshot()
 	st.LatencyP50, st.LatencyP99 = percentile(h, 0.5), percentile(h, 0.99)
+	if s.upd != nil {
+		st.Updates = s.upd.stats(s.devices)
+	}
+	return st
+}
+
+func (u *updater) stats(devices []*device) *UpdateStats {
+	st := &UpdateStats{
+		Waiting:       u.queue.len(),
+		Updating:      int(u.updating.Load()),
+		BytesIn:       u.counters.bytesIn.Load(),
+		BytesOut:      u.counters.bytesOut.Load(),
+		Requests:      u.counters.requests.Load(),
+		RangeRequests: u.counters.ranged.Load(),
+		LostRequests:  u.counters.lost.Load(),
+		Versions:      map[string]int{},
+	}
+	for _, d := range devices {
+		st.Versions[d.running.Load().Version]++
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	st.Started, st.Committed, st.RolledBack = u.started, u.committed, u.rolledBack
+	st.Failed, st.Retried = maps.Clone(u.failed), maps.Clone(u.retried)
+	st.BytesFull, st.BytesDelta = u.bytesFull, u.bytesDelta
+	h := u.offerCommit.snapshot()
+	st.OfferToCommitP50, st.OfferToCommitP95 = percentile(h, 0.5), percentile(h, 0.95)
 	return st
 }
 

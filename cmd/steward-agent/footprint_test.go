@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -18,13 +20,15 @@ import (
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/server/servertest"
-	"github.com/steward-iot/steward/internal/store"
 )
 
-// TestFootprintOf100MBUpdate runs the real agent binary through a 100 MB
-// update from a live server (full image: download, install into slot b,
-// read back, emulated reboot, commit) and checks its peak resident memory
-// (VmHWM) stays within 20 MB: images are streamed, never held in memory.
+// TestFootprintOf100MBUpdate runs the real agent binary through 100 MB
+// updates from a live server, once through the full image (download,
+// install into slot b, read back, emulated reboot, commit) and once
+// through a delta (download the patch, apply it against the running
+// image, then the same), and checks its peak resident memory (VmHWM) stays
+// within 20 MB: images are streamed, never held in memory, and a delta
+// apply holds one bounded dictionary.
 func TestFootprintOf100MBUpdate(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 100 MB images around")
@@ -32,7 +36,6 @@ func TestFootprintOf100MBUpdate(t *testing.T) {
 	if _, err := os.Stat("/proc/self/status"); err != nil {
 		t.Skip("needs /proc to read the peak RSS")
 	}
-	const size = 100 << 20
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "steward-agent")
 	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
@@ -44,30 +47,56 @@ func TestFootprintOf100MBUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("agent binary (stripped, -trimpath): %.1f MiB", float64(st.Size())/(1<<20))
+	// Built without the race detector: making a 100 MB delta under it
+	// would take minutes.
+	srv := servertest.StartProcess(t, "")
+	dirRoot, imgRoot := filepath.Join(dir, "director.root.json"), filepath.Join(dir, "image.root.json")
+	for _, path := range []string{"full", "delta"} {
+		t.Run(path, func(t *testing.T) {
+			footprint(t, srv, bin, path == "delta", dirRoot, imgRoot)
+		})
+	}
+}
 
-	srv := servertest.Start(t, store.SQLite)
-	srv.Do("POST", "/api/v1/orgs/acme/products", inventory.CreateProductRequest{Slug: "gw", Name: "GW", HardwareID: "gw-hw",
+// footprint measures one update; the device is provisioned with the
+// roots in the files dirRoot and imgRoot, written on first use.
+func footprint(t *testing.T, srv *servertest.Server, bin string, withDelta bool, dirRoot, imgRoot string) {
+	const size = 100 << 20
+	dir := t.TempDir()
+	product, serial := "gw-full", "FOOTPRINT-FULL"
+	if withDelta {
+		product, serial = "gw-delta", "FOOTPRINT-DELTA"
+	}
+	srv.Do("POST", "/api/v1/orgs/acme/products", inventory.CreateProductRequest{Slug: product, Name: product, HardwareID: product,
 		Capability: inventory.CapabilityAB, LinkClass: "ethernet"}, nil)
 	img := make([]byte, size)
-	r := rand.NewChaCha8([32]byte{1})
+	r := rand.NewChaCha8([32]byte{byte(len(product))})
 	_, _ = r.Read(img)
 	factory := filepath.Join(dir, "factory.img")
 	if err := os.WriteFile(factory, img, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r1 := srv.Release("gw", "1.0.0", img, true)
-	_, _ = r.Read(img[:size/2]) // another image of the same size
-	r2 := srv.Release("gw", "1.1.0", img, true)
+	r1 := srv.Release(product, "1.0.0", img, true)
+	if withDelta {
+		_, _ = r.Read(img[size/2 : size/2+1<<20]) // 1 MiB changed: the delta is small
+	} else {
+		_, _ = r.Read(img[:size/2]) // half changed; no delta: the full image
+	}
+	want := sha256.Sum256(img)
+	r2 := srv.Release(product, "1.1.0", img, !withDelta)
 	img = nil //nolint:ineffassign // let the test's own memory go
 
-	dirRoot, imgRoot := srv.Roots()
-	for name, b := range map[string][]byte{"director.root.json": dirRoot, "image.root.json": imgRoot} {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+	if _, err := os.Stat(dirRoot); err != nil {
+		d, i := srv.Roots()
+		if err := os.WriteFile(dirRoot, d, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(imgRoot, i, 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
 	var tok identity.CreatedEnrollmentToken
-	srv.Do("POST", "/api/v1/orgs/acme/enrollment-tokens", identity.CreateEnrollmentTokenRequest{Name: "footprint", MaxUses: 1}, &tok)
+	srv.Do("POST", "/api/v1/orgs/acme/enrollment-tokens", identity.CreateEnrollmentTokenRequest{Name: serial, MaxUses: 1}, &tok)
 	if err := os.WriteFile(filepath.Join(dir, "token"), []byte(tok.Secret), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -75,26 +104,33 @@ func TestFootprintOf100MBUpdate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	agent := exec.CommandContext(ctx, bin, "run", "--server", srv.URL, "--state", filepath.Join(dir, "state"),
-		"--enroll-token-file", filepath.Join(dir, "token"), "--hardware-id", "gw-hw", "--serial", "FOOTPRINT-1",
+		"--enroll-token-file", filepath.Join(dir, "token"), "--hardware-id", product, "--serial", serial,
 		"--org", "acme", "--version", "1.0.0", "--installer", "ab-dir", "--slots", filepath.Join(dir, "slots"),
 		"--factory-image", factory, "--factory-counter", strconv.FormatInt(r1.Counter, 10),
-		"--director-root", filepath.Join(dir, "director.root.json"), "--image-root", filepath.Join(dir, "image.root.json"))
+		"--director-root", dirRoot, "--image-root", imgRoot)
 	var logs bytes.Buffer
 	agent.Stderr = &logs
 	if err := agent.Start(); err != nil {
 		t.Fatal(err)
 	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = agent.Process.Kill()
+			_ = agent.Wait() // after this, logs is ours to read
+		}
+	}
 	defer func() {
-		_ = agent.Process.Kill()
-		_ = agent.Wait()
+		stop()
 		if t.Failed() {
 			t.Logf("agent log:\n%s", logs.String())
 		}
 	}()
 
-	deviceID := waitForDevice(t, srv, "FOOTPRINT-1", "1.0.0")
+	deviceID := waitForDevice(t, srv, serial, "1.0.0")
 	srv.Do("PUT", "/api/v1/orgs/acme/devices/"+deviceID+"/assignment", rollout.AssignRequest{ReleaseID: r2.ID}, nil)
-	waitForDevice(t, srv, "FOOTPRINT-1", "1.1.0")
+	waitForDevice(t, srv, serial, "1.1.0")
 
 	peak, err := peakRSS(agent.Process.Pid)
 	if err != nil {
@@ -104,19 +140,27 @@ func TestFootprintOf100MBUpdate(t *testing.T) {
 	if peak > 20<<20 {
 		t.Errorf("agent peak RSS %.1f MiB exceeds 20 MiB", float64(peak)/(1<<20))
 	}
-	got, err := os.ReadFile(filepath.Join(dir, "slots", "b", "image"))
-	if err != nil || len(got) != size || !bytes.Equal(got[size/2:], mustRead(t, factory)[size/2:]) {
-		t.Errorf("slot b does not hold release 1.1.0 (%v)", err)
+	if got := fileSHA256(t, filepath.Join(dir, "slots", "b", "image")); got != want {
+		t.Errorf("slot b does not hold release 1.1.0")
+	}
+	stop()
+	if withDelta && (len(r2.Artifacts) < 2 || strings.Contains(logs.String(), "did not apply")) {
+		t.Errorf("the delta path was not taken: %d artifacts", len(r2.Artifacts))
 	}
 }
 
-func mustRead(t *testing.T, p string) []byte {
+func fileSHA256(t *testing.T, p string) [32]byte {
 	t.Helper()
-	b, err := os.ReadFile(p)
+	f, err := os.Open(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return [32]byte(h.Sum(nil))
 }
 
 // waitForDevice polls the inventory until the device with serial reports

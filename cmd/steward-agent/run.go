@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -46,6 +47,7 @@ func newRunCmd() *cobra.Command {
 		upd                                    updateFlags
 		mqtt                                   wake.Config
 		busyFile                               string
+		memLimitMiB                            int64
 	)
 	cmd := &cobra.Command{
 		Use:   "run",
@@ -113,6 +115,12 @@ See docs/agent.md.`,
 			if err := mqtt.LoadPassword(wake.PasswordEnv, os.Getenv); err != nil {
 				return fmt.Errorf("--mqtt-password-file: %w", err)
 			}
+			if os.Getenv("GOMEMLIMIT") == "" && memLimitMiB > 0 {
+				// A soft limit: the GC works harder near it instead of
+				// letting the heap double, which keeps a delta apply
+				// within small devices' memory.
+				debug.SetMemoryLimit(memLimitMiB << 20)
+			}
 			var busy func() bool
 			if busyFile != "" {
 				busy = func() bool { _, err := os.Stat(busyFile); return err == nil }
@@ -167,6 +175,7 @@ See docs/agent.md.`,
 	f.StringVar(&mqtt.PasswordFile, "mqtt-password-file", "", "`FILE` holding the MQTT password (or env "+wake.PasswordEnv+")")
 	f.StringVar(&mqtt.CAFile, "mqtt-ca-file", "", "PEM `FILE` of the CA that signed the broker's certificate")
 	f.StringVar(&mqtt.TopicPrefix, "mqtt-topic-prefix", "steward", "first level of wake-up topics, as the server's")
+	f.Int64Var(&memLimitMiB, "memory-limit-mib", 8, "soft limit of the Go heap in MiB (0: Go's default; env GOMEMLIMIT wins)")
 	f.StringVar(&busyFile, "busy-file", "", "while this `FILE` exists, soft updates are only downloaded, not installed, until their deadline")
 	return cmd
 }
