@@ -33,6 +33,7 @@ type Server struct {
 	t     testing.TB
 	URL   string
 	Token string // admin token
+	Pid   int    // of the steward serve process; 0 in process
 }
 
 // Start runs a server until the test ends.
@@ -72,10 +73,11 @@ func Start(t testing.TB, d store.Dialect) *Server {
 }
 
 // StartProcess builds cmd/steward without the race detector and runs
-// `steward serve` on SQLite in dataDir (a temporary dir when empty) until
-// the test ends: for tests that load the server heavily, where an
-// in-process server under -race would be several times slower.
-func StartProcess(t testing.TB, dataDir string) *Server {
+// `steward serve` on SQLite in dataDir (a temporary dir when empty), with
+// the further flags in args, until the test ends: for tests that load the
+// server heavily, where an in-process server under -race would be several
+// times slower.
+func StartProcess(t testing.TB, dataDir string, args ...string) *Server {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "steward")
 	if out, err := exec.Command("go", "build", "-o", bin, "github.com/steward-iot/steward/cmd/steward").CombinedOutput(); err != nil {
@@ -92,8 +94,8 @@ func StartProcess(t testing.TB, dataDir string) *Server {
 	addr := ln.Addr().String()
 	ln.Close()
 	url := "http://" + addr
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--data", dataDir, "--bootstrap-org", "acme",
-		"--checkin-interval", "1s", "--public-url", url, "--log-level", "warn")
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", dataDir, "--bootstrap-org", "acme",
+		"--checkin-interval", "1s", "--public-url", url, "--log-level", "warn"}, args...)...)
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -136,7 +138,7 @@ func StartProcess(t testing.TB, dataDir string) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Server{t: t, URL: url, Token: strings.TrimSpace(string(tok))}
+	return &Server{t: t, URL: url, Token: strings.TrimSpace(string(tok)), Pid: cmd.Process.Pid}
 }
 
 // syncBuffer is a bytes.Buffer safe for a process's two output streams.
