@@ -179,3 +179,136 @@ func versions(t *testing.T, srv *servertest.Server, productID string) map[string
 	}
 	return out
 }
+
+// TestImmediateRolloutAtScale sends an immediate rollout to a fleet of
+// simulated devices polling at the server's pace (no MQTT: polling alone
+// must converge) and measures the wall-clock time until 95 % of the fleet
+// reports the new release, with the server's CPU time and memory.
+// STEWARD_SCALE_DEVICES sets the fleet (default 1,000, as CI runs it;
+// docs/performance.md has a 100,000-device run), STEWARD_SCALE_INTERVAL
+// the check-in interval (default 5s), STEWARD_SCALE_DB a PostgreSQL DSN
+// (default SQLite).
+func TestImmediateRolloutAtScale(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a simulated fleet")
+	}
+	n := 1000
+	if v := os.Getenv("STEWARD_SCALE_DEVICES"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 100 {
+			t.Fatalf("STEWARD_SCALE_DEVICES=%q: want a number of at least 100", v)
+		}
+	}
+	interval := "5s"
+	if v := os.Getenv("STEWARD_SCALE_INTERVAL"); v != "" {
+		interval = v
+	}
+	dir := t.TempDir()
+	agentBin := filepath.Join(dir, "steward-agent")
+	if out, err := exec.Command("go", "build", "-o", agentBin, "github.com/steward-iot/steward/cmd/steward-agent").CombinedOutput(); err != nil {
+		t.Fatalf("go build steward-agent: %v\n%s", err, out)
+	}
+	args := []string{"--rollout-interval", "1s", "--checkin-interval", interval, "--checkin-max-rate", "3000"}
+	if dsn := os.Getenv("STEWARD_SCALE_DB"); dsn != "" {
+		args = append(args, "--db", dsn)
+	}
+	srv := servertest.StartProcess(t, servertest.FastTempDir(t), args...)
+	var p inventory.Product
+	srv.Do("POST", "/api/v1/orgs/acme/products", inventory.CreateProductRequest{Slug: "scale", Name: "scale", HardwareID: "scale-hw",
+		Capability: inventory.CapabilityAB, LinkClass: "wifi"}, &p)
+	img := bytes.Repeat([]byte("scale image "), 2048)
+	srv.Release("scale", "1.0.0", img, true)
+	rel := srv.Release("scale", "1.1.0", append(img, "fixed"...), true)
+	dirRoot, imgRoot := srv.Roots()
+	if err := os.WriteFile(filepath.Join(dir, "director.root.json"), dirRoot, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "image.root.json"), imgRoot, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var tok identity.CreatedEnrollmentToken
+	srv.Do("POST", "/api/v1/orgs/acme/enrollment-tokens", identity.CreateEnrollmentTokenRequest{Name: "scale", MaxUses: n}, &tok)
+	sim := exec.Command(agentBin, "simulate", "--server", srv.URL, "--devices", strconv.Itoa(n),
+		"--enroll-token", tok.Secret, "--org", "acme", "--hardware-ids", "scale-hw", "--versions", "1.0.0",
+		"--director-root", filepath.Join(dir, "director.root.json"), "--image-root", filepath.Join(dir, "image.root.json"),
+		"--enroll-rate", "0", "--duration", "0", "--report-every", "0", "--concurrency", "64",
+		"--update-concurrency", "64", "--work-dir", servertest.FastTempDir(t), "--json")
+	var out, errs bytes.Buffer
+	sim.Stdout, sim.Stderr = &out, &errs
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = sim.Process.Kill()
+		_, _ = sim.Process.Wait()
+		if t.Failed() {
+			t.Logf("simulator:\n%s", errs.String())
+		}
+	})
+	start := time.Now()
+	waitFor(t, time.Duration(n/20+60)*time.Second, "the fleet to enroll and report 1.0.0", func() bool {
+		return versions(t, srv, p.ID)["1.0.0"] == n
+	})
+	t.Logf("%d devices enrolled and checked in after %v", n, time.Since(start).Round(time.Second))
+
+	cpu0, _ := procCPU(srv.Pid)
+	start = time.Now()
+	var r rollout.Rollout
+	srv.Do("POST", "/api/v1/orgs/acme/rollouts", rollout.CreateRequest{Name: "critical fix", ReleaseID: rel.ID,
+		TargetQuery: `product = "scale"`, Urgency: "immediate",
+		Phases:       []rollout.Phase{{Percent: 10, MinSoakSeconds: 60}, {Percent: 50, MinSoakSeconds: 60}, {Percent: 100}},
+		SuccessRatio: 0.9}, &r)
+	var at50, at95 time.Duration
+	waitFor(t, time.Duration(n/10+300)*time.Second, "95 % of the fleet on 1.1.0", func() bool {
+		got := versions(t, srv, p.ID)["1.1.0"]
+		if at50 == 0 && got*2 >= n {
+			at50 = time.Since(start)
+		}
+		return got*100 >= 95*n
+	})
+	at95 = time.Since(start)
+	cpu1, _ := procCPU(srv.Pid)
+	rss, hwm := procMem(srv.Pid)
+	t.Logf("immediate rollout to %d devices: 50 %% after %v, 95 %% after %v; server CPU %.1f s over that time (%.0f %% of one core), RSS %.0f MiB (peak %.0f MiB)",
+		n, at50.Round(time.Millisecond), at95.Round(time.Millisecond), (cpu1 - cpu0).Seconds(),
+		100*(cpu1-cpu0).Seconds()/at95.Seconds(), float64(rss)/(1<<20), float64(hwm)/(1<<20))
+}
+
+// procCPU is the user + system CPU time a process used so far.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// Fields after the command name, which may hold spaces: "(name) S ...".
+	i := bytes.LastIndexByte(b, ')')
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	utime, _ := strconv.ParseInt(string(f[11]), 10, 64)
+	stime, _ := strconv.ParseInt(string(f[12]), 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100, nil // USER_HZ is 100 on Linux
+}
+
+// procMem is a process's resident set and its peak, in bytes.
+func procMem(pid int) (rss, hwm int64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		k, v, ok := bytes.Cut(line, []byte(":"))
+		if !ok {
+			continue
+		}
+		kb, _ := strconv.ParseInt(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
+		switch string(k) {
+		case "VmRSS":
+			rss = kb << 10
+		case "VmHWM":
+			hwm = kb << 10
+		}
+	}
+	return rss, hwm
+}
