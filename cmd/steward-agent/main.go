@@ -6,8 +6,13 @@
 //	steward-agent identity --state DIR [--algorithm ed25519|ecdsa-p256] [--json]
 //	steward-agent run --server URL --state DIR [--enroll-token T | --enroll-token-file F | --org SLUG]
 //	    --hardware-id H [--serial S] (--version V | --version-file F) [--components FILE] [--link wifi] ...
+//	    [--installer ab-dir|ab-hooks|single-slot|script --director-root F --image-root F --org SLUG
+//	     --slots DIR | --hooks DIR | --script P] [--factory-image F] [--health-check CMD] [--max-boots N]
+//	    [--mqtt-url URL] [--busy-file F]
 //	steward-agent simulate --server URL --devices N (--enroll-token T | --org O) [--hardware-ids gw-100,sensor-7]
-//	    [--versions 2.3.0=3,2.4.0] [--links wifi,cellular] [--duration 60s] [--interval-override D] [--json] ...
+//	    [--versions 2.3.0=3,2.4.0] [--links wifi,cellular] [--duration 60s] [--interval-override D] [--json]
+//	    [--director-root F --image-root F] [--install-failure-rate R] [--health-failure-rate R]
+//	    [--link-profile CLASS=BW,LATENCY,LOSS] [--time-scale X] ...
 //
 // --server, --state and --enroll-token fall back to the STEWARD_AGENT_SERVER,
 // STEWARD_AGENT_STATE and STEWARD_AGENT_ENROLL_TOKEN environment variables.

@@ -79,7 +79,7 @@ func (s *Service) Create(ctx context.Context, p access.Principal, req CreateRequ
 		return Rollout{}, err
 	}
 	s.cache.invalidate(p.OrgID)
-	s.wake(ctx, r, "rollout started")
+	s.wake(ctx, r, "rollout-started")
 	return r, nil
 }
 
@@ -96,7 +96,8 @@ func canonicalQuery(src string) (string, error) {
 }
 
 // wake asks the organization's devices to check in now, for immediate
-// rollouts; a failure is logged, since polling still converges.
+// rollouts; a failure is logged, since polling still converges. reason is
+// a token (letters, digits, . _ - :): it travels in the wake-up payload.
 func (s *Service) wake(ctx context.Context, r Rollout, reason string) {
 	if s.waker == nil || r.Urgency != UrgencyImmediate {
 		return

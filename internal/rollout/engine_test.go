@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/steward-iot/steward/agent/proto"
+	"github.com/steward-iot/steward/agent/wake"
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/clock"
 	"github.com/steward-iot/steward/internal/id"
@@ -839,14 +840,22 @@ func TestWakeups(t *testing.T) {
 	}
 }
 
+// fakeWaker records wake-ups, refusing what the real publisher would: a
+// reason or rollout id that is not a payload token.
 type fakeWaker struct{ calls []string }
 
 func (w *fakeWaker) WakeDevices(ctx context.Context, org string, ids []string, reason, rolloutID string) error {
+	if _, err := (wake.Payload{V: wake.Version, Reason: reason, RolloutID: rolloutID}).Encode(); err != nil {
+		return err
+	}
 	w.calls = append(w.calls, org+"/"+rolloutID)
 	return nil
 }
 
 func (w *fakeWaker) WakeOrg(ctx context.Context, org string, spread time.Duration, reason, rolloutID string) error {
+	if _, err := (wake.Payload{V: wake.Version, Reason: reason, RolloutID: rolloutID}).Encode(); err != nil {
+		return err
+	}
 	w.calls = append(w.calls, org+"/"+rolloutID)
 	return nil
 }

@@ -371,7 +371,7 @@ func (s *Service) advance(ctx context.Context, r Rollout, why string, now time.T
 	}
 	if applied {
 		r.Phase = next
-		s.wake(ctx, r, fmt.Sprintf("rollout entered phase %d (%v%%)", next+1, r.Phases[next].Percent))
+		s.wake(ctx, r, fmt.Sprintf("rollout-phase-%d", next+1))
 	}
 	return nil
 }

@@ -222,6 +222,17 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	}
 	if cfg.Wake.Enabled() {
 		deploy.SetWaker(orgWaker{pub: s.wake, db: db})
+		// Give the broker a moment, so that a rollout made right after the
+		// start does not find the publisher still connecting; a broker that
+		// is down only costs wake-ups (devices still poll).
+		if m, ok := s.wake.(*wake.MQTT); ok {
+			for end := time.Now().Add(3 * time.Second); !m.Connected() && time.Now().Before(end); {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if !m.Connected() {
+				log.Warn("the MQTT broker is not reachable yet; wake-ups fail until it is, devices still poll", "url", cfg.Wake.URL)
+			}
+		}
 	}
 	director := trust.NewDirector(db.DirectorRoots, db, cfg.Clock, 0, log)
 	devices := deviceapi.New(ident, s.checkins, cfg.Clock, log)

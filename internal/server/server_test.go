@@ -35,6 +35,12 @@ type live struct {
 // start runs a real server on loopback until the test ends.
 func start(t *testing.T, d store.Dialect) *live {
 	t.Helper()
+	return startWith(t, d, nil)
+}
+
+// startWith is start with changes to the configuration.
+func startWith(t *testing.T, d store.Dialect, change func(*server.Config)) *live {
+	t.Helper()
 	cfg := server.Config{Data: t.TempDir(), BootstrapOrg: "acme", Version: "test",
 		Checkin: inventory.CheckinConfig{Interval: time.Second, FlushEvery: 100 * time.Millisecond},
 		// Webhook receivers in tests listen on loopback over http.
@@ -47,6 +53,9 @@ func start(t *testing.T, d store.Dialect) *live {
 		t.Fatal(err)
 	}
 	cfg.PublicURL = "http://" + ln.Addr().String()
+	if change != nil {
+		change(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := server.New(ctx, cfg, nil)
 	if err != nil {
