@@ -121,6 +121,24 @@ func New(c Config) (Installer, error) {
 	}
 }
 
+// ownDir makes dir (0700) if needed and returns its absolute path; what
+// names it in errors.
+func ownDir(what, dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	if fi, err := os.Stat(abs); err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("%s %s is not a directory", what, abs)
+	}
+	return abs, nil
+}
+
 // FileImage describes the file at path as an Image of the given release,
 // hashing it. For factory images and tools; the agent gets Length and
 // SHA256 from signed metadata instead.

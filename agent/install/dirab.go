@@ -110,17 +110,9 @@ func NewDirAB(dir string, opt DirABOptions) (*DirAB, error) {
 		return nil, fmt.Errorf("ab-dir: %w", err)
 	}
 	opt.MaxAttempts = n
-	abs, err := filepath.Abs(dir)
+	abs, err := ownDir("ab-dir: slots directory", dir)
 	if err != nil {
-		return nil, fmt.Errorf("ab-dir: %w", err)
-	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("ab-dir: slots directory: %w", err)
-	}
-	if fi, err := os.Stat(abs); err != nil {
-		return nil, fmt.Errorf("ab-dir: slots directory: %w", err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("ab-dir: slots directory %s is not a directory", abs)
+		return nil, err
 	}
 	return &DirAB{dir: abs, opt: opt, log: discardLogger(opt.Logger), free: freeBytes}, nil
 }

@@ -246,3 +246,21 @@ func imageEnv(s Slot) []string {
 		fmt.Sprintf("STEWARD_LENGTH=%d", s.Length),
 	}
 }
+
+// ShellCheck returns a check that runs cmdline with /bin/sh -c, for health
+// checks an operator configures: in its own process group, killed whole
+// after timeout (a hung child cannot keep the agent waiting), with only the
+// end of its output kept for the error.
+func ShellCheck(cmdline string, timeout time.Duration) func(context.Context) error {
+	return func(ctx context.Context) error {
+		res, err := program{what: "health check", path: "/bin/sh", args: []string{"-c", cmdline},
+			env: os.Environ(), timeout: timeout}.run(ctx)
+		if err != nil {
+			return err
+		}
+		if res.code != 0 {
+			return fmt.Errorf("health check %q: %s", cmdline, res.errMsg())
+		}
+		return nil
+	}
+}

@@ -90,17 +90,9 @@ func NewSingleSlot(dir string, opt SingleSlotOptions) (*SingleSlot, error) {
 		return nil, fmt.Errorf("single-slot: %w", err)
 	}
 	opt.MaxAttempts = n
-	abs, err := filepath.Abs(dir)
+	abs, err := ownDir("single-slot: directory", dir)
 	if err != nil {
-		return nil, fmt.Errorf("single-slot: %w", err)
-	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return nil, fmt.Errorf("single-slot: directory: %w", err)
-	}
-	if fi, err := os.Stat(abs); err != nil {
-		return nil, fmt.Errorf("single-slot: directory: %w", err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("single-slot: %s is not a directory", abs)
+		return nil, err
 	}
 	return &SingleSlot{dir: abs, opt: opt, log: discardLogger(opt.Logger), free: freeBytes}, nil
 }

@@ -185,6 +185,7 @@ func (r *runner) sleep(ctx context.Context, d time.Duration) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
+	start := r.cfg.Clock()
 	go func() { done <- r.cfg.Sleep(sctx, d) }()
 	select {
 	case err := <-done:
@@ -193,10 +194,8 @@ func (r *runner) sleep(ctx context.Context, d time.Duration) error {
 		cancel()
 		<-done
 		r.log.Info("woken up to check in", "delay", delay)
-		if delay < d {
-			return r.cfg.Sleep(ctx, delay)
-		}
-		return r.cfg.Sleep(ctx, d)
+		// Never later than the check-in that was due anyway.
+		return r.cfg.Sleep(ctx, max(0, min(delay, d-r.cfg.Clock().Sub(start))))
 	}
 }
 

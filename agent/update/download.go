@@ -50,6 +50,9 @@ type Downloader struct {
 	// Backoff the wait after the first failure (default 1s), doubled each time.
 	Attempts int
 	Backoff  time.Duration
+	// Progress, if set, is called as bytes arrive with the bytes of the
+	// file so far and its signed length; it must return quickly.
+	Progress func(done, total int64)
 }
 
 // Download fetches url, which must hold want.Length bytes with want's
@@ -214,7 +217,11 @@ func (d *Downloader) once(ctx context.Context, url, part, etagFile string, want 
 	if _, err := f.Seek(have, io.SeekStart); err != nil {
 		return err
 	}
-	n, err := io.Copy(io.MultiWriter(crashWriter{f, "download/write"}, hs), io.LimitReader(res.Body, left))
+	var w io.Writer = io.MultiWriter(crashWriter{f, "download/write"}, hs)
+	if d.Progress != nil {
+		w = &progressWriter{w: w, done: have, total: want.Length, report: d.Progress}
+	}
+	n, err := io.Copy(w, io.LimitReader(res.Body, left))
 	if err != nil {
 		return err // what was written stays for the next attempt
 	}
@@ -230,6 +237,20 @@ func (d *Downloader) once(ctx context.Context, url, part, etagFile string, want 
 		return err
 	}
 	return f.Sync()
+}
+
+// progressWriter tells Progress how far a download got.
+type progressWriter struct {
+	w           io.Writer
+	done, total int64
+	report      func(done, total int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.done += int64(n)
+	p.report(p.done, p.total)
+	return n, err
 }
 
 // crashWriter marks each write as a point where power may fail.

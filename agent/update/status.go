@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"github.com/steward-iot/steward/agent/atomicfile"
+	"github.com/steward-iot/steward/agent/client"
 	"github.com/steward-iot/steward/agent/proto"
 )
 
@@ -99,19 +101,43 @@ func (q *StatusQueue) Flush(ctx context.Context, r Reporter) (int, error) {
 		return 0, err
 	}
 	sent := 0
+	var dropped []error
 	for len(pending) > 0 {
 		resp, err := r.ReportStatus(ctx, pending[0])
 		if err == nil && !resp.Accepted {
 			err = errors.New("update: the server did not accept the status report")
 		}
+		if err != nil && !refusedForGood(err) {
+			return sent, errors.Join(append(dropped, err)...)
+		}
 		if err != nil {
-			return sent, err
+			// Sending it again cannot help, and it must not hold back the
+			// reports behind it (a "committed" among them).
+			dropped = append(dropped, fmt.Errorf("update: status report %s (%s) dropped, the server refuses it: %w",
+				pending[0].ReportID, pending[0].Step, err))
+		} else {
+			sent++
 		}
 		pending = pending[1:]
-		sent++
 		if err := q.save(pending); err != nil {
-			return sent, err
+			return sent, errors.Join(append(dropped, err)...)
 		}
 	}
-	return sent, nil
+	return sent, errors.Join(dropped...)
+}
+
+// refusedForGood says whether the server refused a report for what it
+// says (a malformed or oversized report), not for who sent it or when:
+// an unknown or revoked device, an expired token, rate limits and server
+// errors are worth another try.
+func refusedForGood(err error) bool {
+	var ae *client.APIError
+	if !errors.As(err, &ae) {
+		return false
+	}
+	switch ae.Status {
+	case http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusUnsupportedMediaType, http.StatusUnprocessableEntity:
+		return true
+	}
+	return false
 }

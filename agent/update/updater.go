@@ -2,6 +2,7 @@ package update
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/steward-iot/steward/agent/atomicfile"
 	"github.com/steward-iot/steward/agent/crashpoint"
@@ -53,6 +56,10 @@ type Updater struct {
 	// should give up within HealthTimeout (default 5 minutes).
 	Health        func(ctx context.Context) error
 	HealthTimeout time.Duration
+	// ProgressEvery is how often a long download reports its progress
+	// (default 5 minutes), so that the server does not take a slow link
+	// for a stuck update.
+	ProgressEvery time.Duration
 	// FactoryCounter is the release counter of the image the device
 	// shipped with, the floor before the first commit.
 	FactoryCounter int64
@@ -85,6 +92,10 @@ type pending struct {
 	SHA256    string `json:"sha256"`
 	Length    int64  `json:"length"`
 	Attempt   int    `json:"attempt"`
+	// Nonce makes this attempt's report ids unique for good: attempt
+	// numbers start over when another release came in between, or when
+	// the state file was lost.
+	Nonce string `json:"nonce,omitempty"`
 	// Image is the verified download, kept until the install is armed.
 	Image string `json:"image,omitempty"`
 	// Reboots counts the reboots asked for in this attempt.
@@ -306,13 +317,14 @@ func (u *Updater) update(ctx context.Context, downloadOnly bool) (Outcome, error
 			attempt = s.LastAttempt + 1
 		}
 		p = &pending{Phase: phaseDownloading, ReleaseID: im.ReleaseID, Version: offer.Version(), Counter: im.ReleaseCounter,
-			SHA256: hex.EncodeToString(im.Hashes["sha256"]), Length: im.Length, Attempt: attempt}
+			SHA256: hex.EncodeToString(im.Hashes["sha256"]), Length: im.Length, Attempt: attempt, Nonce: rand.Text()}
 		s.Pending, s.LastRelease, s.LastAttempt = p, im.ReleaseID, attempt
 		if err := u.save(s); err != nil {
 			return OutcomeNone, err
 		}
 		u.report(ctx, p, proto.StepDownloading, "", "", &im.Length)
 	}
+	e.Downloader.Progress = u.progress(ctx, p)
 	res, err := e.Download(ctx, offer)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -341,6 +353,22 @@ func (u *Updater) update(ctx context.Context, downloadOnly bool) (Outcome, error
 		return OutcomeNone, err
 	}
 	return u.install(ctx, &q)
+}
+
+// progress returns a Downloader.Progress that reports a long download's
+// progress every ProgressEvery, each report with an id of its own.
+func (u *Updater) progress(ctx context.Context, p *pending) func(done, total int64) {
+	every := u.ProgressEvery
+	if every <= 0 {
+		every = 5 * time.Minute
+	}
+	last := u.now()
+	return func(done, total int64) {
+		if now := u.now(); now.Sub(last) >= every && done < total {
+			last = now
+			u.reportProgress(ctx, p, done, total)
+		}
+	}
 }
 
 // install writes the downloaded image into the other slot and reboots.
@@ -489,6 +517,13 @@ func (u *Updater) end(ctx context.Context, p *pending, step, reason string, caus
 	return o, nil
 }
 
+// reportProgress reports how far a download got. The id names the byte
+// offset, so a download resumed after a power cut reports anew.
+func (u *Updater) reportProgress(ctx context.Context, p *pending, done, total int64) {
+	u.send(ctx, proto.UpdateStatus{ReleaseID: p.ReleaseID, Step: proto.StepDownloading,
+		ReportID: p.Nonce + "." + proto.StepDownloading + "-" + strconv.FormatInt(done, 10), BytesDone: &done, BytesTotal: &total, At: u.now().UTC()})
+}
+
 // report queues a status report and tries to send the queue. Its id is
 // derived from the release, attempt and step, so a report made again
 // after a power cut is the same report to the server.
@@ -496,22 +531,32 @@ func (u *Updater) report(ctx context.Context, p *pending, step, reason, detail s
 	if u.Queue == nil {
 		return
 	}
-	if len(detail) > proto.MaxStatusDetail {
-		detail = detail[:proto.MaxStatusDetail]
-	}
+	detail = truncateUTF8(strings.ToValidUTF8(detail, "?"), proto.MaxStatusDetail)
 	key := step
 	if step == proto.StepRebooting {
 		key += "-" + strconv.Itoa(p.Reboots)
 	}
-	s := proto.UpdateStatus{ReportID: reportID(p.ReleaseID, p.Attempt, key), ReleaseID: p.ReleaseID, Step: step,
+	id := p.Nonce + "." + key
+	if p.Nonce == "" { // a pending update from before nonces
+		id = reportID(p.ReleaseID, p.Attempt, key)
+	}
+	s := proto.UpdateStatus{ReportID: id, ReleaseID: p.ReleaseID, Step: step,
 		ReasonCode: reason, Detail: detail, At: u.now().UTC()}
 	if total != nil && (step == proto.StepDownloaded) {
 		s.BytesDone, s.BytesTotal = total, total
 	} else if total != nil {
 		s.BytesTotal = total
 	}
+	u.send(ctx, s)
+}
+
+// send queues s and tries to send the queue.
+func (u *Updater) send(ctx context.Context, s proto.UpdateStatus) {
+	if u.Queue == nil {
+		return
+	}
 	if _, err := u.Queue.Add(s); err != nil {
-		u.log().Error("could not queue a status report", "step", step, "err", err)
+		u.log().Error("could not queue a status report", "step", s.Step, "err", err)
 		return
 	}
 	if u.Reporter == nil {
@@ -520,6 +565,18 @@ func (u *Updater) report(ctx context.Context, p *pending, step, reason, detail s
 	if _, err := u.Queue.Flush(ctx, u.Reporter); err != nil {
 		u.log().Debug("status reports wait for the next try", "err", err)
 	}
+}
+
+// truncateUTF8 cuts s to at most n bytes on a character boundary (JSON
+// would turn half a character into three bytes, over the server's limit).
+func truncateUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // reportID is at most proto.MaxStatusReportID characters of the allowed set.

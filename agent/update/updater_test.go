@@ -270,3 +270,37 @@ func equal(a, b []string) bool {
 	}
 	return true
 }
+
+// TestUpdaterReportsDownloadProgress: a long download reports its progress
+// (here at every write), each report stored, with rising byte counts, so
+// the server does not take a slow link for a stuck update.
+func TestUpdaterReportsDownloadProgress(t *testing.T) {
+	f := newFleet(t)
+	slots, err := install.NewDirAB(t.TempDir(), install.DirABOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := f.device(t, "UPD-PROGRESS", slots, nil)
+	u.ProgressEvery = time.Nanosecond
+	if out, err := u.Update(context.Background()); err != nil || out != update.OutcomeCommitted {
+		t.Fatalf("Update: %v %v", out, err)
+	}
+	var page struct {
+		Items []rollout.UpdateEvent `json:"items"`
+	}
+	f.srv.Do("GET", "/api/v1/orgs/acme/devices/"+u.Engine.Device.ID+"/updates?limit=100", nil, &page)
+	var done []int64
+	for _, e := range page.Items {
+		if e.Step == "downloading" && e.BytesDone != nil {
+			done = append(done, *e.BytesDone)
+		}
+	}
+	if len(done) < 2 {
+		t.Fatalf("%d progress reports, want several for a %d-byte image", len(done), len(f.img2))
+	}
+	for i := 1; i < len(done); i++ {
+		if done[i] <= done[i-1] || done[i] >= int64(len(f.img2)) {
+			t.Fatalf("progress %v does not rise below the image's %d bytes", done, len(f.img2))
+		}
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -92,14 +91,7 @@ func (u *updateFlags) build(state, hardwareID, org, factoryVersion string, logTo
 	}
 	var health func(context.Context) error
 	if u.healthCheck != "" {
-		cmdline := u.healthCheck
-		health = func(ctx context.Context) error {
-			out, err := exec.CommandContext(ctx, "/bin/sh", "-c", cmdline).CombinedOutput()
-			if err != nil {
-				return fmt.Errorf("health check %q: %w: %s", cmdline, err, tail(out, 512))
-			}
-			return nil
-		}
+		health = install.ShellCheck(u.healthCheck, u.healthTimeout)
 	}
 	queue, err := update.OpenStatusQueue(filepath.Join(state, "update"))
 	if err != nil {
@@ -119,12 +111,4 @@ func (u *updateFlags) build(state, hardwareID, org, factoryVersion string, logTo
 			Health: health, HealthTimeout: u.healthTimeout, FactoryCounter: u.factoryCounter, Logger: log,
 		}, nil
 	}, nil
-}
-
-// tail is the end of out, for error messages.
-func tail(out []byte, n int) string {
-	if len(out) > n {
-		out = out[len(out)-n:]
-	}
-	return strings.TrimSpace(string(out))
 }
