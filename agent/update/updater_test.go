@@ -304,3 +304,35 @@ func TestUpdaterReportsDownloadProgress(t *testing.T) {
 		}
 	}
 }
+
+// TestUpdaterRollsBackByReRelease: rolling back a bad release means
+// releasing the known-good image again with a higher counter; the device
+// installs it like any release (the anti-rollback counter only rises) and
+// runs the old bytes under the new release.
+func TestUpdaterRollsBackByReRelease(t *testing.T) {
+	f := newFleet(t)
+	slots, err := install.NewDirAB(t.TempDir(), install.DirABOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := f.device(t, "UPD-REREL", slots, nil)
+	if out, err := u.Update(context.Background()); err != nil || out != update.OutcomeCommitted {
+		t.Fatalf("update to 1.1.0: %v %v", out, err)
+	}
+	// 1.1.0 is bad: assigning 1.0.0 again is refused by the device...
+	f.srv.Do("PUT", "/api/v1/orgs/acme/devices/"+u.Engine.Device.ID+"/assignment", rollout.AssignRequest{ReleaseID: f.r1.ID}, nil)
+	if out, err := u.Update(context.Background()); !errors.Is(err, update.ErrRollback) {
+		t.Fatalf("going back to 1.0.0's counter: %v %v, want ErrRollback", out, err)
+	}
+	// ...so the known-good bytes are released again as 1.1.1.
+	good := f.srv.Release("gw", "1.1.1", f.img1, true)
+	f.srv.Do("PUT", "/api/v1/orgs/acme/devices/"+u.Engine.Device.ID+"/assignment", rollout.AssignRequest{ReleaseID: good.ID}, nil)
+	if out, err := u.Update(context.Background()); err != nil || out != update.OutcomeCommitted {
+		t.Fatalf("update to 1.1.1: %v %v", out, err)
+	}
+	got, err := os.ReadFile(slots.CurrentImage())
+	st, _ := slots.Status(context.Background())
+	if err != nil || !bytes.Equal(got, f.img1) || st.Booted.ReleaseID != good.ID || counter(t, u) != good.Counter {
+		t.Fatalf("runs %+v (counter %d), want 1.0.0's bytes as release 1.1.1", st.Booted, counter(t, u))
+	}
+}
