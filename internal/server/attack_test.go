@@ -13,7 +13,6 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -38,6 +37,7 @@ import (
 	"github.com/steward-iot/steward/internal/release"
 	"github.com/steward-iot/steward/internal/rollout"
 	"github.com/steward-iot/steward/internal/server"
+	"github.com/steward-iot/steward/internal/server/servertest"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 	"github.com/steward-iot/steward/internal/trust"
@@ -65,36 +65,8 @@ type victim struct {
 // gw (hardware gw-hw) and sensor (s-hw). clk nil is the real clock.
 func startVictim(t *testing.T, d store.Dialect, clk clock.Clock) *victim {
 	t.Helper()
-	cfg := server.Config{Data: t.TempDir(), BootstrapOrg: "acme", Version: "test", Clock: clk,
-		Checkin: inventory.CheckinConfig{Interval: time.Second, FlushEvery: 100 * time.Millisecond}}
-	if d == store.Postgres {
-		cfg.DB = storetest.DSN(t, d)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.PublicURL = "http://" + ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg, nil)
-	if err != nil {
-		ln.Close()
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		s.Close()
-	})
-	tok, err := os.ReadFile(cfg.TokenFile())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := servertest.StartWith(t, d, func(c *server.Config) { c.Clock = clk })
+	cfg := srv.Config
 	db, err := store.Open(context.Background(), cfg.DSN(), store.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +77,7 @@ func startVictim(t *testing.T, d store.Dialect, clk clock.Clock) *victim {
 	if raw == nil {
 		raw = pools["main"]
 	}
-	v := &victim{url: cfg.PublicURL, token: strings.TrimSpace(string(tok)), data: cfg.Data, db: raw}
+	v := &victim{url: srv.URL, token: srv.Token, data: cfg.Data, db: raw}
 	if err := raw.QueryRow("SELECT id FROM orgs WHERE slug = 'acme'").Scan(&v.orgID); err != nil {
 		t.Fatal(err)
 	}

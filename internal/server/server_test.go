@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +19,7 @@ import (
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/notify"
 	"github.com/steward-iot/steward/internal/server"
+	"github.com/steward-iot/steward/internal/server/servertest"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/store/storetest"
 )
@@ -41,41 +39,14 @@ func start(t *testing.T, d store.Dialect) *live {
 // startWith is start with changes to the configuration.
 func startWith(t *testing.T, d store.Dialect, change func(*server.Config)) *live {
 	t.Helper()
-	cfg := server.Config{Data: t.TempDir(), BootstrapOrg: "acme", Version: "test",
-		Checkin: inventory.CheckinConfig{Interval: time.Second, FlushEvery: 100 * time.Millisecond},
+	s := servertest.StartWith(t, d, func(c *server.Config) {
 		// Webhook receivers in tests listen on loopback over http.
-		Notify: notify.Config{AllowInsecureURLs: true, AllowPrivateNetworks: true, PollInterval: 20 * time.Millisecond}}
-	if d == store.Postgres {
-		cfg.DB = storetest.DSN(t, d)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.PublicURL = "http://" + ln.Addr().String()
-	if change != nil {
-		change(&cfg)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := server.New(ctx, cfg, nil)
-	if err != nil {
-		ln.Close()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
+		c.Notify = notify.Config{AllowInsecureURLs: true, AllowPrivateNetworks: true, PollInterval: 20 * time.Millisecond}
+		if change != nil {
+			change(c)
 		}
-		s.Close()
 	})
-	tok, err := os.ReadFile(filepath.Join(cfg.Data, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &live{t: t, url: "http://" + ln.Addr().String(), token: strings.TrimSpace(string(tok))}
+	return &live{t: t, url: s.URL, token: s.Token}
 }
 
 func (l *live) admin(method, path string, body any, out any) {

@@ -34,10 +34,20 @@ type Server struct {
 	URL   string
 	Token string // admin token
 	Pid   int    // of the steward serve process; 0 in process
+	// Config is the in-process server's configuration (zero for
+	// StartProcess).
+	Config server.Config
 }
 
 // Start runs a server until the test ends.
 func Start(t testing.TB, d store.Dialect) *Server {
+	t.Helper()
+	return StartWith(t, d, nil)
+}
+
+// StartWith is Start with changes to the configuration, which the Server
+// keeps (Config) for tests that need its data folder or database.
+func StartWith(t testing.TB, d store.Dialect, change func(*server.Config)) *Server {
 	t.Helper()
 	cfg := server.Config{Data: t.TempDir(), BootstrapOrg: "acme", Version: "test",
 		Checkin: inventory.CheckinConfig{Interval: time.Second, FlushEvery: 100 * time.Millisecond}}
@@ -49,6 +59,9 @@ func Start(t testing.TB, d store.Dialect) *Server {
 		t.Fatal(err)
 	}
 	cfg.PublicURL = "http://" + ln.Addr().String()
+	if change != nil {
+		change(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := server.New(ctx, cfg, nil)
 	if err != nil {
@@ -65,11 +78,11 @@ func Start(t testing.TB, d store.Dialect) *Server {
 		}
 		s.Close()
 	})
-	tok, err := os.ReadFile(filepath.Join(cfg.Data, "admin.token"))
+	tok, err := os.ReadFile(cfg.TokenFile())
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Server{t: t, URL: cfg.PublicURL, Token: strings.TrimSpace(string(tok))}
+	return &Server{t: t, URL: cfg.PublicURL, Token: strings.TrimSpace(string(tok)), Config: cfg}
 }
 
 // StartProcess builds cmd/steward without the race detector and runs
