@@ -34,8 +34,11 @@ type deviceView struct {
 	assigned   release.Release // the release of a person's assignment
 	installed  *release.Release
 	updates    map[string]DeviceUpdate // by rollout id, live rollouts only
-	groups     []string
-	tags       map[string]string
+	// held is the ended rollout whose update the device had started when
+	// the rollout was cancelled or aborted: it finishes that first.
+	held   *Rollout
+	groups []string
+	tags   map[string]string
 }
 
 // Offer decides, at a device's check-in, whether it should update now and
@@ -67,9 +70,13 @@ func (s *Service) Offer(ctx context.Context, d inventory.Device, st proto.State)
 }
 
 // direct answers from the assignment alone: update when it names a
-// release other than the one the device runs.
+// release other than the one the device runs. A rollout's assignment is
+// offered only while the device's row of that rollout is in flight: not
+// once the device is done with it (a download-only rollout it downloaded,
+// a failure, a withdrawn offer), whatever the rollout's state.
 func (s *Service) direct(ctx context.Context, d inventory.Device) (*proto.UpdateOffer, error) {
 	var off *proto.UpdateOffer
+	now := s.clock.Now()
 	err := s.store.Read(ctx, func(tx Tx) error {
 		off = nil
 		a, err := tx.AssignmentOf(ctx, d.OrgID, d.ID)
@@ -79,17 +86,25 @@ func (s *Service) direct(ctx context.Context, d inventory.Device) (*proto.Update
 			return err
 		}
 		r, err := tx.ReleaseByID(ctx, d.OrgID, a.ReleaseID)
+		if err != nil || r.Version == d.InstalledVersion {
+			return err
+		}
+		if a.RolloutID == "" {
+			off = &proto.UpdateOffer{Mode: proto.ModeForced}
+			return nil
+		}
+		ro, err := tx.RolloutByID(ctx, d.OrgID, a.RolloutID)
 		if err != nil {
 			return err
 		}
-		if r.Version != d.InstalledVersion {
-			off = &proto.UpdateOffer{RolloutID: a.RolloutID, Mode: proto.ModeForced}
-			if a.RolloutID != "" {
-				if ro, err := tx.RolloutByID(ctx, d.OrgID, a.RolloutID); err == nil {
-					off = offerOf(ro, time.Time{})
-				}
-			}
+		u, err := tx.DeviceUpdate(ctx, d.OrgID, ro.ID, d.ID)
+		switch {
+		case err == nil && !inFlight[u.State]:
+			return nil
+		case err != nil && !problem.Is(err, problem.KindNotFound):
+			return err
 		}
+		off = offerOf(ro, now)
 		return nil
 	})
 	return off, err
@@ -128,6 +143,13 @@ func (s *Service) readDevice(ctx context.Context, d inventory.Device, cands []*l
 		for _, u := range us {
 			dv.updates[u.RolloutID] = u
 		}
+		if a := dv.assignment; a != nil && a.RolloutID != "" {
+			if _, live := dv.updates[a.RolloutID]; !live {
+				if dv.held, err = heldBy(ctx, tx, d, a.RolloutID); err != nil {
+					return err
+				}
+			}
+		}
 		if dv.groups, err = tx.DeviceGroupIDs(ctx, d.ID); err != nil {
 			return err
 		}
@@ -137,6 +159,26 @@ func (s *Service) readDevice(ctx context.Context, d inventory.Device, cands []*l
 		return err
 	})
 	return dv, err
+}
+
+// heldBy returns the ended rollout rolloutID when the device had started
+// its update (and does not run its release yet), else nil.
+func heldBy(ctx context.Context, tx Tx, d inventory.Device, rolloutID string) (*Rollout, error) {
+	u, err := tx.DeviceUpdate(ctx, d.OrgID, rolloutID, d.ID)
+	if problem.Is(err, problem.KindNotFound) {
+		return nil, nil
+	} else if err != nil || !started(u.State) {
+		return nil, err
+	}
+	r, err := tx.RolloutByID(ctx, d.OrgID, rolloutID)
+	if err != nil {
+		return nil, err
+	}
+	rel, err := tx.ReleaseByID(ctx, d.OrgID, r.ReleaseID)
+	if err != nil || rel.Version == d.InstalledVersion {
+		return nil, err
+	}
+	return &r, nil
 }
 
 // offerOf is what the check-in reply says about r's update; past the
@@ -170,12 +212,16 @@ func (s *Service) decide(ctx context.Context, d inventory.Device, st inventory.S
 	if a := dv.assignment; a != nil && a.RolloutID == "" && dv.assigned.Version != d.InstalledVersion {
 		return &proto.UpdateOffer{Mode: proto.ModeForced}, nil
 	}
+	// An update under way continues, whatever else has started since: a
+	// device is never pulled off a download or install, not even by the
+	// end of its rollout.
+	if dv.held != nil {
+		return offerOf(*dv.held, now), nil
+	}
 	byID := map[string]*live{}
 	for _, l := range cands {
 		byID[l.ID] = l
 	}
-	// An update under way continues, whatever else has started since: a
-	// device is never pulled off a download or install.
 	var offered *live
 	for rid, u := range dv.updates {
 		l := byID[rid]
@@ -320,68 +366,160 @@ func (s *Service) windowOpen(view *orgView, rec record, groups []string, st inve
 var rolloutActor = access.System("rollout")
 
 // offer records the device's update as offered and assigns the release.
+// The decision came from a cache that may be seconds old and from reads
+// outside this transaction, so the transaction checks again what it
+// depends on: the rollout is still running with the device in its current
+// phase (read under a share lock, so a cancel, abort, pause or advance
+// waits for this offer or this offer sees it), no person assigned the
+// device a release it does not run yet, and the device has not started
+// another rollout's update meanwhile. When the rollout changed, nothing is
+// written and the device is offered nothing now; its next check-in decides
+// afresh.
 func (s *Service) offer(ctx context.Context, d inventory.Device, l *live, superseded *live, artifact string, bytes int64, now time.Time) (*proto.UpdateOffer, error) {
+	var off *proto.UpdateOffer
+	stale := false
 	err := s.store.Write(ctx, func(tx Tx) error {
-		u, err := tx.DeviceUpdate(ctx, d.OrgID, l.ID, d.ID)
-		attempts := 0
+		off, stale = nil, false // a retried transaction starts over
+		r, ok, err := stillOffering(ctx, tx, d, l.ID)
+		if err != nil || !ok {
+			stale = err == nil
+			return err
+		}
+		a, err := tx.AssignmentOf(ctx, d.OrgID, d.ID)
+		hasA := err == nil
+		if err != nil && !problem.Is(err, problem.KindNotFound) {
+			return err
+		}
+		if hasA && a.RolloutID == "" {
+			rel, err := tx.ReleaseByID(ctx, d.OrgID, a.ReleaseID)
+			if err != nil {
+				return err
+			}
+			if rel.Version != d.InstalledVersion {
+				off = &proto.UpdateOffer{Mode: proto.ModeForced} // a person pinned the device meanwhile
+				return nil
+			}
+		}
+		u, err := tx.DeviceUpdate(ctx, d.OrgID, r.ID, d.ID)
+		var prev DeviceUpdate
 		switch {
 		case err == nil && inFlight[u.State]:
-			return nil // a concurrent check-in of the same device got here first
+			off = offerOf(r, now) // a concurrent check-in of the same device got here first
+			return nil
 		case err == nil:
-			attempts = u.Attempts
+			prev = u
 		case !problem.Is(err, problem.KindNotFound):
 			return err
 		}
-		if superseded != nil {
-			old, err := tx.DeviceUpdate(ctx, d.OrgID, superseded.ID, d.ID)
-			if err == nil && old.State == DUOffered {
-				old.State, old.Reason, old.UpdatedAt, old.FinishedAt = DUCancelled, "superseded by rollout "+l.ID, now, &now
+		// Offers of other rollouts the device has not started give way:
+		// the one the check-in saw, and the one the assignment names now.
+		var others []string
+		if superseded != nil && superseded.ID != r.ID {
+			others = append(others, superseded.ID)
+		}
+		if hasA && a.RolloutID != "" && a.RolloutID != r.ID && !slices.Contains(others, a.RolloutID) {
+			others = append(others, a.RolloutID)
+		}
+		var cancelled []string
+		for _, rid := range others {
+			old, err := tx.DeviceUpdate(ctx, d.OrgID, rid, d.ID)
+			if problem.Is(err, problem.KindNotFound) {
+				continue
+			} else if err != nil {
+				return err
+			}
+			if started(old.State) {
+				// The device began that update since the check-in read:
+				// it continues with it.
+				cur, err := tx.RolloutByID(ctx, d.OrgID, rid)
+				if err != nil {
+					return err
+				}
+				off = offerOf(cur, now)
+				return nil
+			}
+			if old.State == DUOffered {
+				old.State, old.Reason, old.UpdatedAt, old.FinishedAt = DUCancelled, "superseded by rollout "+r.ID, now, &now
 				if err := tx.PutDeviceUpdate(ctx, d.OrgID, old); err != nil {
 					return err
 				}
+				cancelled = append(cancelled, rid)
 			}
 		}
-		nu := DeviceUpdate{RolloutID: l.ID, DeviceID: d.ID, Phase: l.Phase, State: DUOffered, Attempts: attempts + 1,
-			Artifact: artifact, Bytes: bytes, OfferedAt: now, UpdatedAt: now}
+		nu := DeviceUpdate{RolloutID: r.ID, DeviceID: d.ID, Phase: r.Phase, State: DUOffered, Attempts: prev.Attempts + 1,
+			Artifact: artifact, Bytes: bytes, OfferedAt: now, UpdatedAt: now, Failures: prev.Failures}
 		if err := tx.PutDeviceUpdate(ctx, d.OrgID, nu); err != nil {
 			return err
 		}
-		if err := tx.PutAssignment(ctx, d.OrgID, Assignment{DeviceID: d.ID, ReleaseID: l.ReleaseID, RolloutID: l.ID,
-			AssignedBy: "rollout " + l.ID, AssignedAt: now}); err != nil {
+		if err := tx.PutAssignment(ctx, d.OrgID, Assignment{DeviceID: d.ID, ReleaseID: r.ReleaseID, RolloutID: r.ID,
+			AssignedBy: "rollout " + r.ID, AssignedAt: now}); err != nil {
 			return err
 		}
+		details := map[string]any{"rollout_id": r.ID, "release_id": r.ReleaseID, "phase": r.Phase, "attempt": nu.Attempts,
+			"artifact": artifact, "bytes": bytes}
+		switch len(cancelled) {
+		case 0:
+		case 1:
+			details["superseded_rollout_id"] = cancelled[0]
+		default:
+			details["superseded_rollout_id"], details["superseded_rollout_ids"] = cancelled[0], cancelled
+		}
 		_, err = tx.AppendAudit(ctx, audit.Record{OrgID: d.OrgID, Actor: rolloutActor, Action: "rollout.offer",
-			TargetType: "device", TargetID: d.ID, Details: map[string]any{"rollout_id": l.ID, "release_id": l.ReleaseID,
-				"phase": l.Phase, "attempt": nu.Attempts, "artifact": artifact, "bytes": bytes}})
+			TargetType: "device", TargetID: d.ID, Details: details})
+		off = offerOf(r, now)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return offerOf(l.Rollout, now), nil
+	if stale {
+		s.cache.invalidate(d.OrgID)
+	}
+	return off, nil
+}
+
+// stillOffering re-reads rollout id under a share lock and reports
+// whether it may still offer to the device: running, with the device's
+// bucket in its current phase.
+func stillOffering(ctx context.Context, tx Tx, d inventory.Device, id string) (Rollout, bool, error) {
+	r, err := tx.LockRollout(ctx, d.OrgID, id)
+	if err != nil {
+		return r, false, err
+	}
+	return r, r.State == StateRunning && InPhase(r.ID, d.ID, r.Percent()), nil
 }
 
 // failFast records that the device cannot hold what it would be sent.
 func (s *Service) failFast(ctx context.Context, d inventory.Device, l *live, artifact string, bytes, free int64, now time.Time) error {
-	return s.store.Write(ctx, func(tx Tx) error {
-		attempts := 0
-		u, err := tx.DeviceUpdate(ctx, d.OrgID, l.ID, d.ID)
+	stale := false
+	err := s.store.Write(ctx, func(tx Tx) error {
+		r, ok, err := stillOffering(ctx, tx, d, l.ID)
+		if stale = err == nil && !ok; err != nil || !ok {
+			return err
+		}
+		var prev DeviceUpdate
+		u, err := tx.DeviceUpdate(ctx, d.OrgID, r.ID, d.ID)
 		if err == nil {
 			if inFlight[u.State] {
 				return nil
 			}
-			attempts = u.Attempts
+			prev = u
 		} else if !problem.Is(err, problem.KindNotFound) {
 			return err
 		}
-		nu := DeviceUpdate{RolloutID: l.ID, DeviceID: d.ID, Phase: l.Phase, State: DUFailed, Attempts: attempts + 1,
-			Artifact: artifact, Bytes: bytes, Reason: proto.ReasonInsufficientStorage, OfferedAt: now, UpdatedAt: now, FinishedAt: &now}
+		nu := DeviceUpdate{RolloutID: r.ID, DeviceID: d.ID, Phase: r.Phase, State: DUFailed, Attempts: prev.Attempts + 1,
+			Artifact: artifact, Bytes: bytes, Reason: proto.ReasonInsufficientStorage, OfferedAt: now, UpdatedAt: now, FinishedAt: &now,
+			Failures: prev.Failures + 1}
 		if err := tx.PutDeviceUpdate(ctx, d.OrgID, nu); err != nil {
 			return err
 		}
 		_, err = tx.AppendAudit(ctx, audit.Record{OrgID: d.OrgID, Actor: rolloutActor, Action: "rollout.fail_fast",
-			TargetType: "device", TargetID: d.ID, Details: map[string]any{"rollout_id": l.ID, "reason": proto.ReasonInsufficientStorage,
+			TargetType: "device", TargetID: d.ID, Details: map[string]any{"rollout_id": r.ID, "reason": proto.ReasonInsufficientStorage,
 				"artifact": artifact, "bytes": bytes, "free_storage_bytes": free, "attempt": nu.Attempts}})
 		return err
 	})
+	if stale {
+		s.cache.invalidate(d.OrgID)
+	}
+	return err
 }

@@ -3,9 +3,11 @@ package rollout
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
+	agentwake "github.com/steward-iot/steward/agent/wake"
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/audit"
 	"github.com/steward-iot/steward/internal/clock"
@@ -15,6 +17,7 @@ import (
 	"github.com/steward-iot/steward/internal/paging"
 	"github.com/steward-iot/steward/internal/problem"
 	"github.com/steward-iot/steward/internal/rollout/window"
+	"github.com/steward-iot/steward/internal/wake"
 )
 
 // Create validates and starts a rollout: it is running in its first phase
@@ -98,18 +101,56 @@ func canonicalQuery(src string) (string, error) {
 // wake asks the organization's devices to check in now, for immediate
 // rollouts; a failure is logged, since polling still converges. reason is
 // a token (letters, digits, . _ - :): it travels in the wake-up payload.
+// The wake-up reaches every device of the organization, so it is spread
+// over as long as their check-ins take at the server's check-in budget
+// (WakeSpreadFor).
 func (s *Service) wake(ctx context.Context, r Rollout, reason string) {
 	if s.waker == nil || r.Urgency != UrgencyImmediate {
 		return
 	}
-	if err := s.waker.WakeOrg(ctx, r.OrgID, WakeSpread, reason, r.ID); err != nil {
+	var devices int
+	err := s.store.Read(ctx, func(tx Tx) error {
+		var err error
+		devices, err = tx.CountOrgDevices(ctx, r.OrgID)
+		return err
+	})
+	spread := WakeSpreadFor(devices, s.budget)
+	if err != nil {
+		// Not knowing the fleet's size, spread as wide as a wake-up may
+		// rather than risk a burst the server cannot take.
+		spread = agentwake.MaxSpread
+		s.log.WarnContext(ctx, "cannot count the organization's devices; spreading the wake-up over the longest spread", "rollout_id", r.ID, "err", err)
+	}
+	if err := s.waker.WakeOrg(ctx, r.OrgID, spread, reason, r.ID); err != nil {
 		s.log.WarnContext(ctx, "wake-up not published; devices will learn of the rollout at their next poll", "rollout_id", r.ID, "err", err)
 	}
 }
 
-// WakeSpread is over how long a wake-up spreads the check-ins it causes,
-// so a fleet does not answer in one burst.
-const WakeSpread = time.Minute
+// MinWakeSpread is the least time a wake-up spreads the check-ins it
+// causes over, so even a small fleet does not answer in one burst.
+const MinWakeSpread = time.Minute
+
+// DefaultCheckinBudget is the check-ins per second wake-ups are paced for
+// until the server tells the service its own (SetCheckinBudget); it is
+// steward serve's default --checkin-max-rate.
+const DefaultCheckinBudget = 500.0
+
+// WakeSpreadFor is the spread of a wake-up of an organization of devices
+// devices when the server takes rate check-ins per second: long enough
+// that their check-ins stay within the rate (wake.SpreadFor), at least
+// MinWakeSpread and at most agent/wake.MaxSpread.
+func WakeSpreadFor(devices int, rate float64) time.Duration {
+	return max(MinWakeSpread, wake.SpreadFor(devices, rate))
+}
+
+// SetCheckinBudget sets the check-ins per second the server aims to stay
+// under (steward serve --checkin-max-rate), which paces wake-ups; values
+// that are not positive are ignored.
+func (s *Service) SetCheckinBudget(rate float64) {
+	if rate > 0 && !math.IsInf(rate, 1) {
+		s.budget = rate
+	}
+}
 
 // List lists rollouts, newest last, optionally of one state.
 func (s *Service) List(ctx context.Context, p access.Principal, state, after string, limit int) ([]Rollout, string, error) {
@@ -153,12 +194,14 @@ type Progress struct {
 	Transitions  []Transition    `json:"transitions"`
 }
 
-// tally sums state counts.
-type tally struct{ offered, succeeded, failed, inFlight int }
+// tally sums state counts: devices by their current state, and failures,
+// the cumulative failed attempts of all rows (retries included).
+type tally struct{ offered, succeeded, failed, inFlight, failures int }
 
 func tallyOf(counts []StateCount) tally {
 	var t tally
 	for _, c := range counts {
+		t.failures += c.Failures
 		switch {
 		case c.State == DUSucceeded:
 			t.succeeded += c.Count
@@ -282,10 +325,11 @@ func (s *Service) Pause(ctx context.Context, p access.Principal, rolloutID strin
 	})
 }
 
-// Resume restarts a paused rollout. It acknowledges the failures so far:
-// the pause thresholds count only failures after the resume, so a rollout
-// paused by them does not pause again at once (abort thresholds still
-// count every failure).
+// Resume restarts a paused rollout. It acknowledges the failures so far
+// (cumulative: every failed attempt, retries included): the pause
+// thresholds count only failures after the resume, so a rollout paused by
+// them does not pause again at once, while a retried device that fails
+// again counts anew (abort thresholds still count every failure).
 func (s *Service) Resume(ctx context.Context, p access.Principal, rolloutID string) (Rollout, error) {
 	return s.change(ctx, p, rolloutID, "rollout.resume", func(tx Tx, r Rollout, now time.Time) (bool, map[string]any, error) {
 		switch r.State {
@@ -296,7 +340,7 @@ func (s *Service) Resume(ctx context.Context, p access.Principal, rolloutID stri
 			if err != nil {
 				return false, nil, err
 			}
-			failed := tallyOf(counts).failed
+			failed := tallyOf(counts).failures
 			ok, err := tx.ResumeRollout(ctx, p.OrgID, r.ID, failed, now)
 			if err == nil && !ok {
 				err = problem.Conflict("rollout %s changed state meanwhile; try again", r.ID)

@@ -37,10 +37,13 @@ type fx struct {
 
 const fullSize, deltaSize = 1000, 100
 
-func newFx(t *testing.T) *fx {
+func newFx(t *testing.T) *fx { return newFxOn(t, store.SQLite) }
+
+// newFxOn is newFx on a database of dialect d.
+func newFxOn(t *testing.T, d store.Dialect) *fx {
 	t.Helper()
 	f := &fx{t: t, clk: clock.NewFake(t0)}
-	f.db = storetest.New(t, store.SQLite, f.clk)
+	f.db = storetest.New(t, d, f.clk)
 	f.svc = rollout.NewService(f.db.Rollout(), f.clk)
 	f.write(func(tx *store.Tx) error {
 		org := tenancy.Org{ID: id.New(), Slug: "acme", Name: "Acme", CreatedAt: t0}
@@ -842,7 +845,10 @@ func TestWakeups(t *testing.T) {
 
 // fakeWaker records wake-ups, refusing what the real publisher would: a
 // reason or rollout id that is not a payload token.
-type fakeWaker struct{ calls []string }
+type fakeWaker struct {
+	calls   []string
+	spreads []time.Duration // of WakeOrg calls
+}
 
 func (w *fakeWaker) WakeDevices(ctx context.Context, org string, ids []string, reason, rolloutID string) error {
 	if _, err := (wake.Payload{V: wake.Version, Reason: reason, RolloutID: rolloutID}).Encode(); err != nil {
@@ -857,5 +863,6 @@ func (w *fakeWaker) WakeOrg(ctx context.Context, org string, spread time.Duratio
 		return err
 	}
 	w.calls = append(w.calls, org+"/"+rolloutID)
+	w.spreads = append(w.spreads, spread)
 	return nil
 }

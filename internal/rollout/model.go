@@ -102,8 +102,9 @@ type Rollout struct {
 	StateReason       string     `json:"state_reason,omitempty"`
 	Phase             int        `json:"phase" doc:"index of the current phase"`
 	PhaseStartedAt    time.Time  `json:"phase_started_at"`
-	// FailuresAcked is the failure count when the rollout was last
-	// resumed: thresholds count only failures after it.
+	// FailuresAcked is the cumulative failure count (every failed,
+	// rolled-back or timed-out attempt, retries included) when the rollout
+	// was last resumed: pause thresholds count only failures after it.
 	FailuresAcked int       `json:"failures_acked"`
 	CreatedBy     string    `json:"created_by"`
 	CreatedAt     time.Time `json:"created_at"`
@@ -129,6 +130,10 @@ type DeviceUpdate struct {
 	OfferedAt  time.Time  `json:"offered_at"`
 	UpdatedAt  time.Time  `json:"updated_at"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+	// Failures counts how often this row became failed, rolled-back or
+	// timed-out, retries included; it only grows. Summed over a rollout it
+	// is the cumulative failure count the thresholds compare.
+	Failures int `json:"-"`
 }
 
 // Transition is a phase a rollout entered.
@@ -141,10 +146,12 @@ type Transition struct {
 }
 
 // StateCount counts a rollout's devices in one state in one phase.
+// Failures sums those rows' DeviceUpdate.Failures.
 type StateCount struct {
-	Phase int
-	State string
-	Count int
+	Phase    int
+	State    string
+	Count    int
+	Failures int
 }
 
 // CreateRequest creates (and starts) a rollout. Zero values take the

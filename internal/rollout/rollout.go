@@ -69,6 +69,8 @@ type Service struct {
 	cache liveCache
 	waker Waker
 	poll  time.Duration // devices' check-in interval, for plans
+	// budget is the server's check-ins per second, which paces wake-ups.
+	budget float64
 }
 
 // NewService returns a rollout service.
@@ -76,7 +78,7 @@ func NewService(s Store, c clock.Clock) *Service {
 	if c == nil {
 		c = clock.Real
 	}
-	return &Service{store: s, clock: c, log: slog.New(slog.DiscardHandler)}
+	return &Service{store: s, clock: c, log: slog.New(slog.DiscardHandler), budget: DefaultCheckinBudget}
 }
 
 // SetLogger sets where the service logs (nothing by default).

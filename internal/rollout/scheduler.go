@@ -93,16 +93,20 @@ func sleep(ctx context.Context, d time.Duration) {
 
 var schedulerActor = rolloutActor
 
-// Tick makes one pass over every live rollout. The leader's scheduler
-// calls it every interval; tests call it with a fake clock. Every change
-// is a compare-and-set in its own transaction (and a phase entered is
-// UNIQUE per rollout), so two ticks racing — an old leader that has not
-// noticed it lost — cannot apply a transition twice.
+// Tick makes one pass over every live rollout, and times out the updates
+// still in flight of rollouts that ended while devices were updating. The
+// leader's scheduler calls it every interval; tests call it with a fake
+// clock. Every change is a compare-and-set in its own transaction (and a
+// phase entered is UNIQUE per rollout), so two ticks racing — an old
+// leader that has not noticed it lost — cannot apply a transition twice.
 func (s *Service) Tick(ctx context.Context) error {
-	var rs []Rollout
+	var rs, ended []Rollout
 	if err := s.store.Read(ctx, func(tx Tx) error {
 		var err error
-		rs, err = tx.LiveRollouts(ctx, "")
+		if rs, err = tx.LiveRollouts(ctx, ""); err != nil {
+			return err
+		}
+		ended, err = tx.StoppedRolloutsInFlight(ctx)
 		return err
 	}); err != nil {
 		return err
@@ -110,6 +114,12 @@ func (s *Service) Tick(ctx context.Context) error {
 	var errs []error
 	for _, r := range rs {
 		if err := s.step(ctx, r); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", describe(r), err))
+		}
+	}
+	now := clock.Norm(s.clock.Now())
+	for _, r := range ended {
+		if err := s.timeOut(ctx, r, now); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", describe(r), err))
 		}
 	}
@@ -160,25 +170,28 @@ func (s *Service) step(ctx context.Context, r Rollout) error {
 	return s.advance(ctx, r, why, now)
 }
 
-// judge applies the failure thresholds, abort before pause. Abort
-// thresholds count every failure; pause thresholds only those since the
-// last resume (which acknowledged the ones before).
+// judge applies the failure thresholds, abort before pause, to the
+// cumulative failures (every failed, rolled-back or timed-out attempt,
+// retries included: a row that fails again counts again). Ratios divide
+// them by the finished attempts (successes plus cumulative failures).
+// Abort thresholds count every failure; pause thresholds only those since
+// the last resume (which acknowledged the ones before).
 func judge(r Rollout, t tally) (to, why string) {
 	over := func(failed, finished, count int, limit float64) (bool, string) {
 		if count > 0 && failed >= count {
-			return true, fmt.Sprintf("%d devices failed (threshold %d)", failed, count)
+			return true, fmt.Sprintf("%d update attempts failed (threshold %d)", failed, count)
 		}
 		if limit > 0 && finished >= ratioMinSample && float64(failed) >= limit*float64(finished) {
-			return true, fmt.Sprintf("%d of %d finished devices failed (%.1f%%, threshold %.1f%%)", failed, finished,
+			return true, fmt.Sprintf("%d of %d finished update attempts failed (%.1f%%, threshold %.1f%%)", failed, finished,
 				100*float64(failed)/float64(finished), 100*limit)
 		}
 		return false, ""
 	}
-	finished := t.succeeded + t.failed
-	if ok, why := over(t.failed, finished, r.AbortFailureCount, r.AbortFailureRatio); ok {
+	finished := t.succeeded + t.failures
+	if ok, why := over(t.failures, finished, r.AbortFailureCount, r.AbortFailureRatio); ok {
 		return StateAborted, why
 	}
-	if ok, why := over(t.failed-r.FailuresAcked, finished-r.FailuresAcked, r.PauseFailureCount, r.PauseFailureRatio); ok {
+	if ok, why := over(t.failures-r.FailuresAcked, finished-r.FailuresAcked, r.PauseFailureCount, r.PauseFailureRatio); ok {
 		return StatePaused, why
 	}
 	return "", ""
@@ -304,11 +317,18 @@ func (s *Service) targetCond(ctx context.Context, r Rollout) (Cond, error) {
 	return func(next func(any) string) (string, error) { return q.SQL(inventory.Schema, now, next) }, nil
 }
 
-// timeOut marks r's stuck updates timed out and takes back their assignments.
+// timeOut marks r's stuck updates timed out and takes back their
+// assignments; r may have ended (devices that had started). The timeout
+// runs from a row's last progress (any report about it). A device at
+// "downloaded" in a soft or download-only rollout may be deferring the
+// install on purpose (the user is busy): it times out only once the
+// deadline has passed by the timeout, and never without a deadline.
 func (s *Service) timeOut(ctx context.Context, r Rollout, now time.Time) error {
-	before := now.Add(-time.Duration(r.DeviceTimeout) * time.Second)
+	timeout := time.Duration(r.DeviceTimeout) * time.Second
+	before := now.Add(-timeout)
+	hold := (r.Mode == ModeSoft || r.Mode == ModeDownloadOnly) && (r.Deadline == nil || now.Before(r.Deadline.Add(timeout)))
 	return s.store.Write(ctx, func(tx Tx) error {
-		n, err := tx.TimeOutDeviceUpdates(ctx, r.OrgID, r.ID, before, now)
+		n, err := tx.TimeOutDeviceUpdates(ctx, r.OrgID, r.ID, before, now, hold)
 		if err != nil || n == 0 {
 			return err
 		}
@@ -384,7 +404,7 @@ func (s *Service) complete(ctx context.Context, r Rollout, t tally, now time.Tim
 			return err
 		}
 		_, err = tx.AppendAudit(ctx, audit.Record{OrgID: r.OrgID, Actor: schedulerActor, Action: "rollout.complete", TargetType: "rollout",
-			TargetID: r.ID, Details: map[string]any{"succeeded": t.succeeded, "failed": t.failed, "offered": t.offered}})
+			TargetID: r.ID, Details: map[string]any{"succeeded": t.succeeded, "failed": t.failed, "failed_attempts": t.failures, "offered": t.offered}})
 		return err
 	})
 }

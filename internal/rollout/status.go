@@ -171,13 +171,23 @@ var stepState = map[string]string{
 	proto.StepRebooting: DURebooting, proto.StepCommitted: DUSucceeded, proto.StepFailed: DUFailed, proto.StepRolledBack: DURolledBack,
 }
 
-// advanceUpdates moves the device's row of every live rollout of the
-// reported release. Steps move only updates in flight, except "committed",
-// which is the truth whenever it comes (a late success after a time-out).
-// A failure drops the rollout's assignment: the device is offered the
-// release again only at a later check-in with retries left.
+// advanceUpdates moves the device's rows of every rollout of the reported
+// release, live or not: a device that had started when its rollout was
+// cancelled or aborted still finishes (or fails) in that rollout's record.
+//
+//   - A step moves only rows in flight, except "committed", which is the
+//     truth whenever it comes: it also turns a failed or timed-out row into
+//     succeeded (a late success after a time-out). A cancelled row (an
+//     offer withdrawn or superseded) stays cancelled.
+//   - Any accepted report about a row in flight is progress: a repeated
+//     step (periodic "downloading" reports with bytes_done) refreshes the
+//     row's last-progress time, which the device timeout runs from.
+//   - A failure counts one more failure of the row and drops the
+//     rollout's assignment, whatever the rollout's state: the device is
+//     offered the release again only by a live rollout at a later
+//     check-in, with retries left.
 func advanceUpdates(ctx context.Context, tx Tx, d inventory.Device, req proto.UpdateStatus, at time.Time) error {
-	us, err := tx.LiveDeviceUpdates(ctx, d.OrgID, d.ID)
+	us, err := tx.ReleaseDeviceUpdates(ctx, d.OrgID, d.ID, req.ReleaseID)
 	if err != nil {
 		return err
 	}
@@ -186,24 +196,28 @@ func advanceUpdates(ctx context.Context, tx Tx, d inventory.Device, req proto.Up
 		if err != nil {
 			return err
 		}
-		if r.ReleaseID != req.ReleaseID {
-			continue
-		}
 		to := stepState[req.Step]
 		if r.Mode == ModeDownloadOnly && to == DUDownloaded {
 			to = DUSucceeded // downloading is all a download-only rollout asks for
 		}
-		if to != DUSucceeded && !inFlight[u.State] || to == u.State {
-			continue
-		}
-		u.State, u.UpdatedAt, u.Reason = to, at, req.ReasonCode
-		if to == DUSucceeded || failure[to] {
-			u.FinishedAt = &at
+		switch {
+		case inFlight[u.State] && to == u.State:
+			u.UpdatedAt = at // progress within a step
+		case inFlight[u.State], to == DUSucceeded && failure[u.State]:
+			u.State, u.UpdatedAt, u.Reason = to, at, req.ReasonCode
+			if to == DUSucceeded || failure[to] {
+				u.FinishedAt = &at
+			}
+			if failure[to] {
+				u.Failures++
+			}
+		default:
+			continue // finished: a late or repeated report changes nothing
 		}
 		if err := tx.PutDeviceUpdate(ctx, d.OrgID, u); err != nil {
 			return err
 		}
-		if failure[to] {
+		if failure[u.State] {
 			if _, err := tx.DeleteRolloutAssignment(ctx, d.OrgID, d.ID, u.RolloutID); err != nil {
 				return err
 			}

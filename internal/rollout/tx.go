@@ -30,12 +30,21 @@ type RolloutTx interface {
 
 	InsertRollout(ctx context.Context, r Rollout) error
 	RolloutByID(ctx context.Context, orgID, id string) (Rollout, error)
+	// LockRollout reads a rollout and holds it against state and phase
+	// changes until the transaction ends (FOR SHARE on PostgreSQL; SQLite
+	// serializes writers anyway), so that an offer written in the same
+	// transaction cannot outlive a cancel, abort or pause.
+	LockRollout(ctx context.Context, orgID, id string) (Rollout, error)
 	// ListRollouts lists an organization's rollouts by id after after,
 	// only those in state when state is set.
 	ListRollouts(ctx context.Context, orgID, state, after string, limit int) ([]Rollout, error)
 	// LiveRollouts lists running and paused rollouts: of one organization,
 	// or of all when orgID is empty.
 	LiveRollouts(ctx context.Context, orgID string) ([]Rollout, error)
+	// StoppedRolloutsInFlight lists completed, cancelled and aborted
+	// rollouts of all organizations that still have rows in flight
+	// (devices that had started when the rollout ended).
+	StoppedRolloutsInFlight(ctx context.Context) ([]Rollout, error)
 	// SetRolloutState moves a rollout from state from to state to and
 	// reports whether it was in from (nothing changes otherwise).
 	SetRolloutState(ctx context.Context, orgID, id, from, to, reason string, at time.Time) (bool, error)
@@ -55,11 +64,18 @@ type RolloutTx interface {
 	DeviceUpdate(ctx context.Context, orgID, rolloutID, deviceID string) (DeviceUpdate, error)
 	// LiveDeviceUpdates lists a device's rows in live rollouts.
 	LiveDeviceUpdates(ctx context.Context, orgID, deviceID string) ([]DeviceUpdate, error)
+	// ReleaseDeviceUpdates lists a device's rows in the rollouts of one
+	// release, whatever the rollouts' state.
+	ReleaseDeviceUpdates(ctx context.Context, orgID, deviceID, releaseID string) ([]DeviceUpdate, error)
 	ListDeviceUpdates(ctx context.Context, orgID, rolloutID, state, after string, limit int) ([]DeviceUpdate, error)
+	// CountDeviceUpdates counts a rollout's rows by phase and state, with
+	// the failures those rows ever had.
 	CountDeviceUpdates(ctx context.Context, orgID, rolloutID string) ([]StateCount, error)
 	// TimeOutDeviceUpdates marks in-flight rows last changed before
-	// before as timed out and returns how many it marked.
-	TimeOutDeviceUpdates(ctx context.Context, orgID, rolloutID string, before, at time.Time) (int, error)
+	// before as timed out (adding one to their failures) and returns how
+	// many it marked. holdDownloaded leaves rows in state downloaded
+	// alone (devices deferring a soft install).
+	TimeOutDeviceUpdates(ctx context.Context, orgID, rolloutID string, before, at time.Time, holdDownloaded bool) (int, error)
 	// CancelOfferedUpdates marks rows still only offered as cancelled.
 	CancelOfferedUpdates(ctx context.Context, orgID, rolloutID, reason string, at time.Time) (int, error)
 	// DropRolloutAssignments deletes the rollout's assignments of devices
@@ -72,6 +88,9 @@ type RolloutTx interface {
 	// DeviceGroupIDs lists the static groups a device is a member of.
 	DeviceGroupIDs(ctx context.Context, deviceID string) ([]string, error)
 	DeviceTags(ctx context.Context, deviceID string) (map[string]string, error)
+	// CountOrgDevices counts an organization's active and quarantined
+	// devices: those a wake-up of the organization reaches.
+	CountOrgDevices(ctx context.Context, orgID string) (int, error)
 	SetGroupWindow(ctx context.Context, orgID string, w GroupWindow) error
 	// GroupWindows lists the organization's groups that have a window.
 	GroupWindows(ctx context.Context, orgID string) ([]GroupWindow, error)

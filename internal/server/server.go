@@ -210,6 +210,7 @@ func New(ctx context.Context, cfg Config, log *slog.Logger) (*Server, error) {
 	deploy := rollout.NewService(db.Rollout(), cfg.Clock)
 	deploy.SetLogger(log)
 	deploy.SetPollInterval(cfg.Checkin.Interval)
+	deploy.SetCheckinBudget(cfg.Checkin.MaxRate)
 	interval, err := cfg.rolloutInterval()
 	if err != nil {
 		db.Close()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,8 @@ func TestContractRollouts(t *testing.T) {
 			t.Run("DeviceUpdates", func(t *testing.T) { testDeviceUpdates(t, storetest.New(t, d, clock.NewFake(t0))) })
 			t.Run("Targets", func(t *testing.T) { testRolloutTargets(t, storetest.New(t, d, clock.NewFake(t0))) })
 			t.Run("Elector", func(t *testing.T) { testElector(t, storetest.New(t, d, clock.NewFake(t0))) })
+			t.Run("Lock", func(t *testing.T) { testLockRollout(t, d, storetest.New(t, d, clock.NewFake(t0))) })
+			t.Run("FailureMigration", func(t *testing.T) { testFailureMigration(t, storetest.New(t, d, clock.NewFake(t0))) })
 		})
 	}
 }
@@ -186,7 +189,7 @@ func testDeviceUpdates(t *testing.T, db *store.DB) {
 	u1 := rollout.DeviceUpdate{RolloutID: r.ID, DeviceID: f.dev.ID, Phase: 0, State: rollout.DUOffered, Attempts: 1, Artifact: "delta",
 		Bytes: 1234, OfferedAt: at(0), UpdatedAt: at(0)}
 	u2 := rollout.DeviceUpdate{RolloutID: r.ID, DeviceID: f.dv2.ID, Phase: 1, State: rollout.DUFailed, Attempts: 2, Artifact: "full",
-		Bytes: 99, Reason: "install-failed", OfferedAt: at(1), UpdatedAt: at(5), FinishedAt: &fin}
+		Bytes: 99, Reason: "install-failed", OfferedAt: at(1), UpdatedAt: at(5), FinishedAt: &fin, Failures: 2}
 	old := rollout.DeviceUpdate{RolloutID: done.ID, DeviceID: f.dev.ID, State: rollout.DUOffered, Attempts: 1, Artifact: "full", OfferedAt: at(0), UpdatedAt: at(0)}
 	write(t, db, func(tx *store.Tx) error {
 		for _, x := range []rollout.Rollout{r, done} {
@@ -214,6 +217,20 @@ func testDeviceUpdates(t *testing.T, db *store.DB) {
 		if err != nil || len(live) != 1 || live[0].RolloutID != r.ID {
 			t.Fatalf("live updates exclude the cancelled rollout: %+v %v", live, err)
 		}
+		byRelease, err := tx.ReleaseDeviceUpdates(ctx, f.a.ID, f.dev.ID, f.rel.ID)
+		if err != nil || len(byRelease) != 2 {
+			t.Fatalf("a device's rows of a release include the cancelled rollout's: %+v %v", byRelease, err)
+		}
+		if rows, _ := tx.ReleaseDeviceUpdates(ctx, f.a.ID, f.dev.ID, f.foreign.ID); len(rows) != 0 {
+			t.Fatalf("rows of another release: %+v", rows)
+		}
+		if rows, _ := tx.ReleaseDeviceUpdates(ctx, f.b.ID, f.dev.ID, f.rel.ID); len(rows) != 0 {
+			t.Fatalf("rows seen from another org: %+v", rows)
+		}
+		stopped, err := tx.StoppedRolloutsInFlight(ctx)
+		if err != nil || len(stopped) != 1 || stopped[0].ID != done.ID {
+			t.Fatalf("ended rollouts with rows in flight: %+v %v", stopped, err)
+		}
 		failed, _ := tx.ListDeviceUpdates(ctx, f.a.ID, r.ID, rollout.DUFailed, "", 10)
 		if len(failed) != 1 || failed[0].DeviceID != f.dv2.ID {
 			t.Fatalf("list by state: %+v", failed)
@@ -224,7 +241,7 @@ func testDeviceUpdates(t *testing.T, db *store.DB) {
 			t.Fatalf("paging: %v %v", all, rest)
 		}
 		counts, err := tx.CountDeviceUpdates(ctx, f.a.ID, r.ID)
-		want := []rollout.StateCount{{Phase: 0, State: rollout.DUOffered, Count: 1}, {Phase: 1, State: rollout.DUFailed, Count: 1}}
+		want := []rollout.StateCount{{Phase: 0, State: rollout.DUOffered, Count: 1}, {Phase: 1, State: rollout.DUFailed, Count: 1, Failures: 2}}
 		if err != nil || !reflect.DeepEqual(counts, want) {
 			t.Fatalf("counts: %+v %v", counts, err)
 		}
@@ -263,10 +280,10 @@ func testDeviceUpdates(t *testing.T, db *store.DB) {
 	})
 	write(t, db, func(tx *store.Tx) error {
 		// Nothing in flight before minute 1; dev's row changed at minute 2.
-		if n, err := tx.TimeOutDeviceUpdates(ctx, f.a.ID, r.ID, at(1), at(10)); err != nil || n != 0 {
+		if n, err := tx.TimeOutDeviceUpdates(ctx, f.a.ID, r.ID, at(1), at(10), false); err != nil || n != 0 {
 			t.Fatalf("time out too early: %d %v", n, err)
 		}
-		if n, err := tx.TimeOutDeviceUpdates(ctx, f.a.ID, r.ID, at(3), at(10)); err != nil || n != 1 {
+		if n, err := tx.TimeOutDeviceUpdates(ctx, f.a.ID, r.ID, at(3), at(10), false); err != nil || n != 1 {
 			t.Fatalf("time out: %d %v", n, err)
 		}
 		if n, err := tx.DropRolloutAssignments(ctx, f.a.ID, r.ID, []string{rollout.DUTimedOut}); err != nil || n != 1 {
@@ -274,6 +291,31 @@ func testDeviceUpdates(t *testing.T, db *store.DB) {
 		}
 		if ok, err := tx.DeleteRolloutAssignment(ctx, f.a.ID, f.dv2.ID, r.ID); err != nil || ok {
 			t.Fatalf("deleted a person's assignment: %v %v", ok, err)
+		}
+		// A downloaded row is spared while held (a deferred soft install).
+		dl := rollout.DeviceUpdate{RolloutID: done.ID, DeviceID: f.dv2.ID, State: rollout.DUDownloaded, Attempts: 1, Artifact: "full",
+			OfferedAt: at(0), UpdatedAt: at(0), Failures: 1}
+		if err := tx.PutDeviceUpdate(ctx, f.a.ID, dl); err != nil {
+			return err
+		}
+		if n, err := tx.TimeOutDeviceUpdates(ctx, f.a.ID, done.ID, at(3), at(10), true); err != nil || n != 1 {
+			t.Fatalf("time out holding downloaded rows: %d %v, want only the offered row", n, err)
+		}
+		if got, _ := tx.DeviceUpdate(ctx, f.a.ID, done.ID, f.dv2.ID); got.State != rollout.DUDownloaded {
+			t.Fatalf("a held downloaded row timed out: %+v", got)
+		}
+		if n, err := tx.TimeOutDeviceUpdates(ctx, f.a.ID, done.ID, at(3), at(10), false); err != nil || n != 1 {
+			t.Fatalf("time out downloaded rows: %d %v", n, err)
+		}
+		if got, _ := tx.DeviceUpdate(ctx, f.a.ID, done.ID, f.dv2.ID); got.State != rollout.DUTimedOut || got.Failures != 2 {
+			t.Fatalf("timed-out downloaded row: %+v, want failures 2", got)
+		}
+		if stopped, _ := tx.StoppedRolloutsInFlight(ctx); len(stopped) != 0 {
+			t.Fatalf("ended rollouts in flight after their rows timed out: %+v", stopped)
+		}
+		// Give dev's row of done back its offer, for the cancel below.
+		if err := tx.PutDeviceUpdate(ctx, f.a.ID, old); err != nil {
+			return err
 		}
 		if n, err := tx.CancelOfferedUpdates(ctx, f.a.ID, done.ID, "rollout cancelled", at(11)); err != nil || n != 1 {
 			t.Fatalf("cancel offered: %d %v", n, err)
@@ -285,7 +327,7 @@ func testDeviceUpdates(t *testing.T, db *store.DB) {
 	})
 	read(t, db, func(tx *store.Tx) error {
 		got, _ := tx.DeviceUpdate(ctx, f.a.ID, r.ID, f.dev.ID)
-		if got.State != rollout.DUTimedOut || got.FinishedAt == nil || !got.FinishedAt.Equal(at(10)) || got.Reason == "" {
+		if got.State != rollout.DUTimedOut || got.FinishedAt == nil || !got.FinishedAt.Equal(at(10)) || got.Reason == "" || got.Failures != 1 {
 			t.Fatalf("timed out row: %+v", got)
 		}
 		if _, err := tx.AssignmentOf(ctx, f.a.ID, f.dev.ID); !problem.Is(err, problem.KindNotFound) {
@@ -396,6 +438,15 @@ func testRolloutTargets(t *testing.T, db *store.DB) {
 		}
 		return nil
 	})
+	read(t, db, func(tx *store.Tx) error {
+		if n, err := tx.CountOrgDevices(ctx, f.a.ID); err != nil || n != 3 {
+			t.Fatalf("devices a wake-up reaches: %d %v, want 3 (2 active, 1 quarantined; not the pending one)", n, err)
+		}
+		if n, err := tx.CountOrgDevices(ctx, f.b.ID); err != nil || n != 1 {
+			t.Fatalf("devices of org b: %d %v", n, err)
+		}
+		return nil
+	})
 	r := newRollout(f, f.a, f.rel, rollout.StateRunning)
 	write(t, db, func(tx *store.Tx) error { return tx.InsertRollout(ctx, r) })
 	pending := func(maxAttempts int, cond rollout.Cond) int {
@@ -460,4 +511,108 @@ func testElector(t *testing.T, db *store.DB) {
 	if l2.Err() != nil {
 		t.Fatal(fmt.Errorf("new leader's context ended: %w", l2.Err()))
 	}
+}
+
+// testLockRollout: LockRollout reads the rollout of its organization only
+// and, on PostgreSQL, holds its row: a state change from another
+// transaction cannot take it until the holder ends (FOR UPDATE NOWAIT
+// fails at once instead of waiting).
+func testLockRollout(t *testing.T, d store.Dialect, db *store.DB) {
+	ctx := context.Background()
+	f := rolloutSetup(t, db)
+	r := newRollout(f, f.a, f.rel, rollout.StateRunning)
+	write(t, db, func(tx *store.Tx) error { return tx.InsertRollout(ctx, r) })
+	// No t.Fatal inside the transaction: it would leave it open, holding
+	// the lock the schema's cleanup waits for.
+	err := db.Write(ctx, func(tx *store.Tx) error {
+		got, err := tx.LockRollout(ctx, f.a.ID, r.ID)
+		if err != nil || !reflect.DeepEqual(got, r) {
+			return fmt.Errorf("LockRollout: %+v %v", got, err)
+		}
+		if _, err := tx.LockRollout(ctx, f.b.ID, r.ID); !problem.Is(err, problem.KindNotFound) {
+			return fmt.Errorf("locking another org's rollout: %v", err)
+		}
+		if d != store.Postgres {
+			return nil // SQLite: one writer at a time; nothing to race
+		}
+		other := db.Write(ctx, func(tx2 *store.Tx) error {
+			return tx2.ExecForTest(ctx, "SELECT id FROM rollouts WHERE id = '"+r.ID+"' FOR UPDATE NOWAIT")
+		})
+		if other == nil || !strings.Contains(other.Error(), "55P03") {
+			return fmt.Errorf("another transaction could lock a share-locked rollout: %v", other)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d == store.Postgres { // the holder ended: the row is free again
+		write(t, db, func(tx *store.Tx) error {
+			return tx.ExecForTest(ctx, "SELECT id FROM rollouts WHERE id = '"+r.ID+"' FOR UPDATE NOWAIT")
+		})
+	}
+}
+
+// testFailureMigration: migration 0018 counts one failure per row in a
+// failure state and caps a rollout's acknowledged failures at that count,
+// so an upgrade neither pauses nor aborts a running rollout.
+func testFailureMigration(t *testing.T, db *store.DB) {
+	ctx := context.Background()
+	f := rolloutSetup(t, db)
+	r := newRollout(f, f.a, f.rel, rollout.StateRunning) // FailuresAcked 1
+	r2 := newRollout(f, f.a, f.rel, rollout.StatePaused)
+	r2.FailuresAcked = 5
+	at := clock.Norm(t0)
+	write(t, db, func(tx *store.Tx) error {
+		for _, x := range []rollout.Rollout{r, r2} {
+			if err := tx.InsertRollout(ctx, x); err != nil {
+				return err
+			}
+		}
+		for _, u := range []rollout.DeviceUpdate{
+			{RolloutID: r.ID, DeviceID: f.dev.ID, State: rollout.DUTimedOut, Attempts: 2},
+			{RolloutID: r.ID, DeviceID: f.dv2.ID, State: rollout.DURolledBack, Attempts: 1},
+			{RolloutID: r2.ID, DeviceID: f.dev.ID, State: rollout.DUOffered, Attempts: 3},
+			{RolloutID: r2.ID, DeviceID: f.dv2.ID, State: rollout.DUFailed, Attempts: 1},
+		} {
+			u.Artifact, u.OfferedAt, u.UpdatedAt = "full", at, at
+			if err := tx.PutDeviceUpdate(ctx, f.a.ID, u); err != nil {
+				return err
+			}
+		}
+		// Back to schema 17, as an older steward left it.
+		for _, q := range []string{"ALTER TABLE device_updates DROP COLUMN failures", "DELETE FROM schema_migrations WHERE version = 18"} {
+			if err := tx.ExecForTest(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if n, err := db.Migrate(ctx); err != nil || n != store.SchemaVersion()-17 {
+		t.Fatalf("migrate from 17: %d %v", n, err)
+	}
+	read(t, db, func(tx *store.Tx) error {
+		for _, c := range []struct {
+			r      rollout.Rollout
+			failed int
+			acked  int
+		}{{r, 2, 1}, {r2, 1, 1}} {
+			counts, err := tx.CountDeviceUpdates(ctx, f.a.ID, c.r.ID)
+			if err != nil {
+				return err
+			}
+			sum := 0
+			for _, n := range counts {
+				sum += n.Failures
+			}
+			got, err := tx.RolloutByID(ctx, f.a.ID, c.r.ID)
+			if err != nil {
+				return err
+			}
+			if sum != c.failed || got.FailuresAcked != c.acked {
+				t.Errorf("rollout %s after 0018: failures %d, acknowledged %d; want %d, %d", c.r.State, sum, got.FailuresAcked, c.failed, c.acked)
+			}
+		}
+		return nil
+	})
 }

@@ -57,6 +57,19 @@ func (tx *Tx) RolloutByID(ctx context.Context, orgID, id string) (rollout.Rollou
 	return getOne(ctx, tx, "rollout "+id, scanRollout, "SELECT "+rolloutCols+" FROM rollouts WHERE org_id = $1 AND id = $2", orgID, id)
 }
 
+// LockRollout reads a rollout and, on PostgreSQL, share-locks its row until
+// the transaction ends: a concurrent state or phase change (an UPDATE)
+// waits for this transaction, and this read waits for one under way and
+// then sees its result (READ COMMITTED re-reads the locked row). SQLite
+// runs one writer at a time, so its plain read is already current.
+func (tx *Tx) LockRollout(ctx context.Context, orgID, id string) (rollout.Rollout, error) {
+	q := "SELECT " + rolloutCols + " FROM rollouts WHERE org_id = $1 AND id = $2"
+	if tx.db.dialect == Postgres {
+		q += " FOR SHARE"
+	}
+	return getOne(ctx, tx, "rollout "+id, scanRollout, q, orgID, id)
+}
+
 // ListRollouts lists an organization's rollouts, optionally of one state.
 func (tx *Tx) ListRollouts(ctx context.Context, orgID, state, after string, limit int) ([]rollout.Rollout, error) {
 	return list(ctx, tx, "rollouts", scanRollout, "SELECT "+rolloutCols+` FROM rollouts
@@ -67,6 +80,14 @@ func (tx *Tx) ListRollouts(ctx context.Context, orgID, state, after string, limi
 func (tx *Tx) LiveRollouts(ctx context.Context, orgID string) ([]rollout.Rollout, error) {
 	return list(ctx, tx, "live rollouts", scanRollout, "SELECT "+rolloutCols+` FROM rollouts
 		WHERE ($1 = '' OR org_id = $1) AND state IN ('running', 'paused') ORDER BY id`, orgID)
+}
+
+// StoppedRolloutsInFlight lists ended rollouts that still have rows in
+// flight. The EXISTS probes the (rollout_id, state, updated_at) index.
+func (tx *Tx) StoppedRolloutsInFlight(ctx context.Context) ([]rollout.Rollout, error) {
+	return list(ctx, tx, "stopped rollouts in flight", scanRollout, "SELECT "+rolloutCols+` FROM rollouts r
+		WHERE r.state IN ('completed', 'cancelled', 'aborted') AND EXISTS (
+		SELECT 1 FROM device_updates u WHERE u.rollout_id = r.id AND u.state IN `+inFlightStates+`) ORDER BY r.id`)
 }
 
 // ResumeRollout moves a paused rollout back to running, acknowledging
@@ -121,25 +142,26 @@ func (tx *Tx) Transitions(ctx context.Context, orgID, rolloutID string) ([]rollo
 	}, "SELECT rollout_id, phase, percent, reason, at FROM rollout_transitions WHERE org_id = $1 AND rollout_id = $2 ORDER BY phase", orgID, rolloutID)
 }
 
-const duCols = "rollout_id, device_id, phase, state, attempts, artifact, bytes, reason, offered_at, updated_at, finished_at"
+const duCols = "rollout_id, device_id, phase, state, attempts, artifact, bytes, reason, offered_at, updated_at, finished_at, failures"
 
 func scanDU(scan func(...any) error) (rollout.DeviceUpdate, error) {
 	var u rollout.DeviceUpdate
 	var offered, updated int64
 	var finished sql.NullInt64
-	err := scan(&u.RolloutID, &u.DeviceID, &u.Phase, &u.State, &u.Attempts, &u.Artifact, &u.Bytes, &u.Reason, &offered, &updated, &finished)
+	err := scan(&u.RolloutID, &u.DeviceID, &u.Phase, &u.State, &u.Attempts, &u.Artifact, &u.Bytes, &u.Reason, &offered, &updated, &finished,
+		&u.Failures)
 	u.OfferedAt, u.UpdatedAt, u.FinishedAt = fromUS(offered), fromUS(updated), fromNullUS(finished)
 	return u, err
 }
 
 // PutDeviceUpdate inserts or replaces a device's row of a rollout.
 func (tx *Tx) PutDeviceUpdate(ctx context.Context, orgID string, u rollout.DeviceUpdate) error {
-	_, err := tx.exec(ctx, `INSERT INTO device_updates (`+duCols+`, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	_, err := tx.exec(ctx, `INSERT INTO device_updates (`+duCols+`, org_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 		ON CONFLICT (rollout_id, device_id) DO UPDATE SET phase = excluded.phase, state = excluded.state, attempts = excluded.attempts,
 		artifact = excluded.artifact, bytes = excluded.bytes, reason = excluded.reason, offered_at = excluded.offered_at,
-		updated_at = excluded.updated_at, finished_at = excluded.finished_at`,
+		updated_at = excluded.updated_at, finished_at = excluded.finished_at, failures = excluded.failures`,
 		u.RolloutID, u.DeviceID, u.Phase, u.State, u.Attempts, u.Artifact, u.Bytes, u.Reason, us(u.OfferedAt), us(u.UpdatedAt),
-		nullUS(u.FinishedAt), orgID)
+		nullUS(u.FinishedAt), u.Failures, orgID)
 	if err != nil {
 		return fmt.Errorf("store update of device %s in rollout %s: %w", u.DeviceID, u.RolloutID, err)
 	}
@@ -159,6 +181,14 @@ func (tx *Tx) LiveDeviceUpdates(ctx context.Context, orgID, deviceID string) ([]
 		WHERE u.device_id = $1 AND u.org_id = $2 AND r.state IN ('running', 'paused') ORDER BY u.rollout_id`, deviceID, orgID)
 }
 
+// ReleaseDeviceUpdates lists a device's rows in the rollouts of a release,
+// whatever the rollouts' state.
+func (tx *Tx) ReleaseDeviceUpdates(ctx context.Context, orgID, deviceID, releaseID string) ([]rollout.DeviceUpdate, error) {
+	return list(ctx, tx, "device updates", scanDU, "SELECT "+prefixed("u.", duCols)+` FROM device_updates u
+		JOIN rollouts r ON r.id = u.rollout_id
+		WHERE u.device_id = $1 AND u.org_id = $2 AND r.release_id = $3 ORDER BY u.rollout_id`, deviceID, orgID, releaseID)
+}
+
 func prefixed(prefix, cols string) string {
 	parts := strings.Split(cols, ", ")
 	for i := range parts {
@@ -174,24 +204,27 @@ func (tx *Tx) ListDeviceUpdates(ctx context.Context, orgID, rolloutID, state, af
 		orgID, rolloutID, state, after, limit)
 }
 
-// CountDeviceUpdates counts a rollout's rows by phase and state.
+// CountDeviceUpdates counts a rollout's rows by phase and state, and sums
+// their failures.
 func (tx *Tx) CountDeviceUpdates(ctx context.Context, orgID, rolloutID string) ([]rollout.StateCount, error) {
 	return list(ctx, tx, "device update counts", func(scan func(...any) error) (rollout.StateCount, error) {
 		var c rollout.StateCount
-		err := scan(&c.Phase, &c.State, &c.Count)
+		err := scan(&c.Phase, &c.State, &c.Count, &c.Failures)
 		return c, err
-	}, `SELECT phase, state, COUNT(*) FROM device_updates WHERE org_id = $1 AND rollout_id = $2
+	}, `SELECT phase, state, COUNT(*), COALESCE(SUM(failures), 0) FROM device_updates WHERE org_id = $1 AND rollout_id = $2
 		GROUP BY phase, state ORDER BY phase, state`, orgID, rolloutID)
 }
 
 // inFlightStates is the SQL list of states of an update not yet finished.
 const inFlightStates = "('offered', 'downloading', 'downloaded', 'installing', 'rebooting')"
 
-// TimeOutDeviceUpdates marks stuck in-flight rows timed out.
-func (tx *Tx) TimeOutDeviceUpdates(ctx context.Context, orgID, rolloutID string, before, at time.Time) (int, error) {
+// TimeOutDeviceUpdates marks stuck in-flight rows timed out, counting one
+// more failure each; holdDownloaded spares rows in state downloaded.
+func (tx *Tx) TimeOutDeviceUpdates(ctx context.Context, orgID, rolloutID string, before, at time.Time, holdDownloaded bool) (int, error) {
 	res, err := tx.exec(ctx, `UPDATE device_updates SET state = 'timed-out', reason = 'no progress reported before the device timeout',
-		updated_at = $4, finished_at = $4
-		WHERE org_id = $1 AND rollout_id = $2 AND state IN `+inFlightStates+` AND updated_at < $3`, orgID, rolloutID, us(before), us(at))
+		updated_at = $4, finished_at = $4, failures = failures + 1
+		WHERE org_id = $1 AND rollout_id = $2 AND state IN `+inFlightStates+` AND updated_at < $3 AND NOT ($5 AND state = 'downloaded')`,
+		orgID, rolloutID, us(before), us(at), holdDownloaded)
 	if err != nil {
 		return 0, fmt.Errorf("time out updates of rollout %s: %w", rolloutID, err)
 	}
@@ -265,6 +298,17 @@ func (tx *Tx) DeviceTags(ctx context.Context, deviceID string) (map[string]strin
 		tags[k] = v
 	}
 	return tags, rows.Err()
+}
+
+// CountOrgDevices counts an organization's active and quarantined devices
+// (the devices_org_status index answers it).
+func (tx *Tx) CountOrgDevices(ctx context.Context, orgID string) (int, error) {
+	var n int
+	err := tx.tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM devices WHERE org_id = $1 AND status IN ('active', 'quarantined')", orgID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count devices of organization %s: %w", orgID, err)
+	}
+	return n, nil
 }
 
 // SetGroupWindow sets (or, with an empty Cron, removes) a group's window.
