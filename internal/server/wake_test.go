@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -58,7 +57,7 @@ func TestImmediateRolloutWakesDevices(t *testing.T) {
 				m.Topic, m.Retained, p.RolloutID, topic, immediate.ID)
 		}
 		if p.RolloutID == scheduled.ID {
-			t.Fatal(fmt.Sprintf("the scheduled rollout %s woke devices", scheduled.ID))
+			t.Fatalf("the scheduled rollout %s woke devices", scheduled.ID)
 		}
 	}
 }
