@@ -16,6 +16,7 @@ import (
 	"github.com/steward-iot/steward/internal/access"
 	"github.com/steward-iot/steward/internal/paging"
 	"github.com/steward-iot/steward/internal/problem"
+	"github.com/steward-iot/steward/internal/problem/httpstatus"
 )
 
 // Problem is an RFC 9457 problem details document.
@@ -27,27 +28,6 @@ type Problem struct {
 	Instance string               `json:"instance,omitempty" doc:"the request id, for reports and logs"`
 	Errors   []problem.FieldError `json:"errors,omitempty"`
 	Code     string               `json:"code,omitempty" doc:"machine-readable reason, where clients act on it"`
-}
-
-// statusOf maps a domain error kind to its HTTP status.
-func statusOf(k problem.Kind) int {
-	switch k {
-	case problem.KindInvalid:
-		return http.StatusBadRequest
-	case problem.KindNotFound:
-		return http.StatusNotFound
-	case problem.KindConflict:
-		return http.StatusConflict
-	case problem.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case problem.KindForbidden:
-		return http.StatusForbidden
-	case problem.KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case problem.KindRateLimited:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusInternalServerError
 }
 
 // statusError carries an HTTP status that has no domain kind (415, 422, 405).
@@ -70,7 +50,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &se):
 		p.Status, p.Detail = se.status, se.detail
 	case errors.As(err, &pe) && pe.Kind != problem.KindInternal:
-		p.Status, p.Detail, p.Errors, p.Code = statusOf(pe.Kind), pe.Detail, pe.Fields, pe.Code
+		p.Status, p.Detail, p.Errors, p.Code = httpstatus.Of(pe.Kind), pe.Detail, pe.Fields, pe.Code
 	default:
 		p.Status = http.StatusInternalServerError
 		p.Detail = "internal error; quote request id " + reqID + " when reporting it"

@@ -21,6 +21,7 @@ import (
 	"github.com/steward-iot/steward/internal/identity"
 	"github.com/steward-iot/steward/internal/inventory"
 	"github.com/steward-iot/steward/internal/problem"
+	"github.com/steward-iot/steward/internal/problem/httpstatus"
 	"github.com/steward-iot/steward/internal/store"
 	"github.com/steward-iot/steward/internal/trust"
 )
@@ -104,11 +105,6 @@ type statusErr struct {
 
 func (e *statusErr) Error() string { return e.detail }
 
-var statusOf = map[problem.Kind]int{
-	problem.KindInvalid: 400, problem.KindNotFound: 404, problem.KindConflict: 409,
-	problem.KindUnauthenticated: 401, problem.KindForbidden: 403, problem.KindTooLarge: 413, problem.KindRateLimited: 429,
-}
-
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	p := proto.Problem{Type: "about:blank"}
 	var se *statusErr
@@ -116,8 +112,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &se):
 		p.Status, p.Detail = se.status, se.detail
-	case errors.As(err, &pe) && statusOf[pe.Kind] != 0:
-		p.Status, p.Detail, p.Code = statusOf[pe.Kind], pe.Detail, pe.Code
+	case errors.As(err, &pe) && pe.Kind != problem.KindInternal:
+		p.Status, p.Detail, p.Code = httpstatus.Of(pe.Kind), pe.Detail, pe.Code
 		if pe.Code == proto.CodeClockSkew {
 			p.ServerTime = s.clock.Now()
 		}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/steward-iot/steward/internal/problem"
+	"github.com/steward-iot/steward/internal/problem/httpstatus"
 )
 
 // Routes lists the ServeMux patterns the public handler serves, so the
@@ -138,26 +139,6 @@ type Problem struct {
 	Errors   []problem.FieldError `json:"errors,omitempty"`
 }
 
-func statusOf(k problem.Kind) int {
-	switch k {
-	case problem.KindInvalid:
-		return http.StatusBadRequest
-	case problem.KindNotFound:
-		return http.StatusNotFound
-	case problem.KindConflict:
-		return http.StatusConflict
-	case problem.KindUnauthenticated:
-		return http.StatusUnauthorized
-	case problem.KindForbidden:
-		return http.StatusForbidden
-	case problem.KindTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case problem.KindRateLimited:
-		return http.StatusTooManyRequests
-	}
-	return http.StatusInternalServerError
-}
-
 // classify turns err into a problem document and sets the headers that go
 // with it. Internal errors are logged; the client sees only the request id.
 func (h *handler) classify(w http.ResponseWriter, r *http.Request, err error) Problem {
@@ -173,7 +154,7 @@ func (h *handler) classify(w http.ResponseWriter, r *http.Request, err error) Pr
 		p.Status, p.Detail = http.StatusTooManyRequests, rl.Error()
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(rl.wait)))
 	case errors.As(err, &pe) && pe.Kind != problem.KindInternal:
-		p.Status, p.Detail, p.Errors = statusOf(pe.Kind), pe.Detail, pe.Fields
+		p.Status, p.Detail, p.Errors = httpstatus.Of(pe.Kind), pe.Detail, pe.Fields
 	default:
 		p.Status, p.Detail = http.StatusInternalServerError, "internal error"
 		if reqID != "" {
