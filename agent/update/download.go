@@ -53,6 +53,11 @@ type Downloader struct {
 	// Progress, if set, is called as bytes arrive with the bytes of the
 	// file so far and its signed length; it must return quickly.
 	Progress func(done, total int64)
+	// StallTimeout ends a request that has received nothing for this long
+	// (default 2 minutes); the bytes kept so far are resumed by the next
+	// attempt. Without it a server or link that stalls mid-body would hold
+	// the agent until TCP gives up, which can take hours.
+	StallTimeout time.Duration
 }
 
 // Download fetches url, which must hold want.Length bytes with want's
@@ -162,6 +167,14 @@ func (d *Downloader) once(ctx context.Context, url, part, etagFile string, want 
 		return hs.verify(url, want)
 	}
 
+	stall := d.StallTimeout
+	if stall <= 0 {
+		stall = 2 * time.Minute
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	watchdog := time.AfterFunc(stall, func() { cancel(errStalled) })
+	defer watchdog.Stop()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
@@ -180,6 +193,9 @@ func (d *Downloader) once(ctx context.Context, url, part, etagFile string, want 
 	}
 	res, err := client.Do(req)
 	if err != nil {
+		if context.Cause(ctx) == errStalled {
+			return fmt.Errorf("GET %s: %w (no answer)", url, errStalled)
+		}
 		return err
 	}
 	defer res.Body.Close()
@@ -217,12 +233,15 @@ func (d *Downloader) once(ctx context.Context, url, part, etagFile string, want 
 	if _, err := f.Seek(have, io.SeekStart); err != nil {
 		return err
 	}
-	var w io.Writer = io.MultiWriter(crashWriter{f, "download/write"}, hs)
+	var w io.Writer = io.MultiWriter(crashWriter{f, "download/write"}, hs, stallWriter{watchdog, stall})
 	if d.Progress != nil {
 		w = &progressWriter{w: w, done: have, total: want.Length, report: d.Progress}
 	}
 	n, err := io.Copy(w, io.LimitReader(res.Body, left))
 	if err != nil {
+		if context.Cause(ctx) == errStalled {
+			return fmt.Errorf("GET %s: %w after byte %d", url, errStalled, have+n)
+		}
 		return err // what was written stays for the next attempt
 	}
 	if n < left {
@@ -237,6 +256,20 @@ func (d *Downloader) once(ctx context.Context, url, part, etagFile string, want 
 		return err
 	}
 	return f.Sync()
+}
+
+// errStalled: no byte arrived for StallTimeout.
+var errStalled = errors.New("no data for too long; the download is resumed")
+
+// stallWriter resets the stall watchdog whenever bytes arrive.
+type stallWriter struct {
+	t *time.Timer
+	d time.Duration
+}
+
+func (s stallWriter) Write(p []byte) (int, error) {
+	s.t.Reset(s.d)
+	return len(p), nil
 }
 
 // progressWriter tells Progress how far a download got.

@@ -367,3 +367,49 @@ func TestDownloadAttemptsCountFailuresWithoutProgress(t *testing.T) {
 		t.Fatalf("got %v after %d requests, want failure after 2", err, len(s.log()))
 	}
 }
+
+// TestDownloadResumesAfterAStall: a server that stops sending mid-body
+// (and one that never answers) is given up after StallTimeout, and the
+// next attempt continues from the bytes kept instead of waiting for TCP.
+func TestDownloadResumesAfterAStall(t *testing.T) {
+	content := randomBytes(rand.New(rand.NewPCG(9, 9)), 200_000)
+	release := make(chan struct{})
+	var mu sync.Mutex
+	var ranges []string
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests++
+		n := requests
+		ranges = append(ranges, r.Header.Get("Range"))
+		mu.Unlock()
+		switch n {
+		case 1: // half the image, then silence
+			w.Header().Set("Content-Length", fmt.Sprint(len(content)))
+			_, _ = w.Write(content[:len(content)/2])
+			w.(http.Flusher).Flush()
+			<-release
+		case 2: // no answer at all
+			<-release
+		default:
+			http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(content))
+		}
+	}))
+	defer srv.Close()
+	defer close(release) // before Close, which waits for the handlers
+	d := newDownloader(t)
+	d.StallTimeout = 200 * time.Millisecond
+	p, err := d.Download(context.Background(), srv.URL+"/fw.img", signed(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(p); !bytes.Equal(got, content) {
+		t.Fatal("the resumed download is not the image")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := fmt.Sprintf("bytes=%d-", len(content)/2)
+	if len(ranges) != 3 || ranges[1] != want || ranges[2] != want {
+		t.Fatalf("requests with ranges %q, want the second and third to continue at %s", ranges, want)
+	}
+}
