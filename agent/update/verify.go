@@ -11,6 +11,7 @@ package update
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,11 +136,20 @@ func custom(t *metadata.TargetFiles) (Custom, error) {
 type BearerFetcher struct {
 	Client *http.Client
 	Token  func() string
+	// Timeout bounds one metadata request (default 1 minute): metadata
+	// files are small, and a stalled server must not hold the agent.
+	Timeout time.Duration
 }
 
 // DownloadFile implements fetcher.Fetcher.
 func (f BearerFetcher) DownloadFile(url string, maxLength int64, _ time.Duration) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	timeout := f.Timeout
+	if timeout <= 0 {
+		timeout = time.Minute
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -1,9 +1,13 @@
 package update
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -90,5 +94,28 @@ func TestAgree(t *testing.T) {
 				t.Fatalf("got %v, want %v", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestBearerFetcherTimesOut: a metadata server that never answers is given
+// up after the fetcher's timeout instead of holding the agent.
+func TestBearerFetcherTimesOut(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release) // before Close, which waits for the handler
+	f := BearerFetcher{Client: srv.Client(), Timeout: 100 * time.Millisecond}
+	done := make(chan error, 1)
+	go func() {
+		_, err := f.DownloadFile(srv.URL+"/timestamp.json", 1<<10, 0)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want a deadline error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a stalled metadata server held the fetcher")
 	}
 }
