@@ -73,25 +73,39 @@ func (r programResult) errMsg() string {
 func (p program) run(ctx context.Context) (programResult, error) {
 	ctx, cancel := context.WithTimeoutCause(ctx, p.timeout, errProgramTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, p.path, p.args...)
-	cmd.Env = p.env
-	cmd.Dir = p.dir
-	setProcessGroup(cmd)
-	cmd.WaitDelay = waitDelay
 	capture := &cappedBuffer{max: p.maxOut}
 	outTail := &tailBuffer{max: stderrTail}
-	switch {
-	case p.stdout != nil:
-		cmd.Stdout = p.stdout
-	case p.maxOut > 0:
-		cmd.Stdout = capture
-	default:
-		cmd.Stdout = outTail
-	}
 	stderr := &tailBuffer{max: stderrTail}
-	cmd.Stderr = stderr
-
-	err := cmd.Run()
+	newCmd := func() *exec.Cmd {
+		cmd := exec.CommandContext(ctx, p.path, p.args...)
+		cmd.Env = p.env
+		cmd.Dir = p.dir
+		setProcessGroup(cmd)
+		cmd.WaitDelay = waitDelay
+		switch {
+		case p.stdout != nil:
+			cmd.Stdout = p.stdout
+		case p.maxOut > 0:
+			cmd.Stdout = capture
+		default:
+			cmd.Stdout = outTail
+		}
+		cmd.Stderr = stderr
+		return cmd
+	}
+	cmd := newCmd()
+	err := cmd.Start()
+	// ETXTBSY: another goroutine forked while the program file was still
+	// open for writing (a hook just installed); the fork's copy of that
+	// descriptor closes at its exec, so a moment later the start works.
+	for try := 0; textBusy(err) && try < 5; try++ {
+		time.Sleep(10 * time.Millisecond << try)
+		cmd = newCmd()
+		err = cmd.Start()
+	}
+	if err == nil {
+		err = cmd.Wait()
+	}
 	res := programResult{stdout: capture.buf, stderr: printable(stderr.bytes()), stdoutTail: printable(outTail.bytes())}
 	if cmd.ProcessState != nil {
 		res.code = cmd.ProcessState.ExitCode()
